@@ -19,15 +19,45 @@ import logging
 import math
 import re
 import warnings
+from typing import Annotated, Literal
 
 import numpy as np
 
 from . import random as _rng
 from .ndarray.ndarray import NDArray
 
-__all__ = ["InitDesc", "Initializer", "register", "alias", "create", "Zero", "One", "Constant",
+__all__ = ["InitDesc", "Initializer", "Range", "DataDependentInitializer", "initialize_with_data", "register", "alias", "create", "Zero", "One", "Constant",
            "Uniform", "Normal", "TruncNorm", "Xavier", "MSRAPrelu", "Orthogonal", "Bilinear",
            "LSTMBias", "Mixed", "Load", "registered", "fan_in_fan_out"]
+
+
+class Range:
+    """Bounds of a numeric setting, used as ``Annotated[float, Range(0.0, None)]``.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``; ``None`` is unbounded. The
+    plugin host reads these to validate forms; nothing here enforces them at run time."""
+
+    __slots__ = ("low", "high", "low_open", "high_open")
+
+    def __init__(self, low=None, high=None, low_open=False, high_open=False):  # noqa: FBT002
+        self.low, self.high = low, high
+        self.low_open, self.high_open = low_open, high_open
+
+    def contains(self, value) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            return False
+        return True
+
+    def describe(self) -> str:
+        lo = "-∞" if self.low is None else repr(self.low)
+        hi = "∞" if self.high is None else repr(self.high)
+        return f"{'(' if self.low_open or self.low is None else '['}{lo}, {hi}" \
+               f"{')' if self.high_open or self.high is None else ']'}"
+
+    def __repr__(self) -> str:
+        return f"Range({self.low!r}, {self.high!r})"
 
 
 class InitDesc(str):
@@ -252,7 +282,7 @@ class One(Initializer):
 class Constant(Initializer):
     """Every element set to ``value`` (a scalar, or an array broadcast to the shape)."""
 
-    def __init__(self, value=0.0):
+    def __init__(self, value: float = 0.0):
         kw = value.asnumpy().tolist() if isinstance(value, NDArray) else (
             value.tolist() if isinstance(value, np.ndarray) else value)
         super().__init__(value=kw)
@@ -266,7 +296,7 @@ class Constant(Initializer):
 class Uniform(Initializer):
     """Uniform draws in ``[-scale, scale)``."""
 
-    def __init__(self, scale=0.07):
+    def __init__(self, scale: Annotated[float, Range(0.0, None)] = 0.07):
         super().__init__(scale=scale)
         self.scale = scale
 
@@ -278,7 +308,7 @@ class Uniform(Initializer):
 class Normal(Initializer):
     """Normal draws with mean 0 and standard deviation ``sigma``."""
 
-    def __init__(self, sigma=0.01):
+    def __init__(self, sigma: Annotated[float, Range(0.0, None)] = 0.01):
         super().__init__(sigma=sigma)
         self.sigma = sigma
 
@@ -288,12 +318,12 @@ class Normal(Initializer):
 
 @register
 class TruncNorm(Initializer):
-    """Normal(mean, stdev) draws truncated to ``[mean - 2·stdev, mean + 2·stdev]``.
+    """Normal(mean, stdev) draws truncated to [mean - 2·stdev, mean + 2·stdev].
 
     Values outside the interval are drawn again (from the same stream) until they fall inside, so
     the density is the normal density restricted to the interval and renormalized."""
 
-    def __init__(self, mean=0.0, stdev=0.01):
+    def __init__(self, mean: float = 0.0, stdev: Annotated[float, Range(0.0, None)] = 0.01):
         super().__init__(mean=mean, stdev=stdev)
         self.mean = mean
         self.stdev = stdev
@@ -312,11 +342,15 @@ class TruncNorm(Initializer):
 
 @register
 class Xavier(Initializer):
-    """Xavier/Glorot: ``scale = sqrt(magnitude / factor)`` with factor ``(fan_in+fan_out)/2``
-    ('avg'), ``fan_in`` ('in') or ``fan_out`` ('out'); then ``U[-scale, scale]`` ('uniform') or
-    ``N(0, scale)`` ('gaussian'). Needs a weight of at least 2 dimensions."""
+    """Xavier/Glorot: variance scaled by the weight's fan-in and fan-out.
 
-    def __init__(self, rnd_type="uniform", factor_type="avg", magnitude=3):
+    ``scale = sqrt(magnitude / factor)`` with factor ``(fan_in+fan_out)/2`` ('avg'), ``fan_in``
+    ('in') or ``fan_out`` ('out'); then ``U[-scale, scale]`` ('uniform') or ``N(0, scale)``
+    ('gaussian'). Needs a weight of at least 2 dimensions."""
+
+    def __init__(self, rnd_type: Literal["uniform", "gaussian"] = "uniform",
+                 factor_type: Literal["avg", "in", "out"] = "avg",
+                 magnitude: Annotated[float, Range(0.0, None)] = 3):
         super().__init__(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
         self.rnd_type = rnd_type
         self.factor_type = factor_type
@@ -349,9 +383,10 @@ class Xavier(Initializer):
 
 @register
 class MSRAPrelu(Xavier):
-    """He/MSRA for PReLU: Xavier('gaussian', factor_type, magnitude = 2/(1+slope²))."""
+    """He/MSRA for PReLU: Gaussian Xavier with magnitude 2/(1+slope²)."""
 
-    def __init__(self, factor_type="avg", slope=0.25):
+    def __init__(self, factor_type: Literal["avg", "in", "out"] = "avg",
+                 slope: Annotated[float, Range(0.0, None)] = 0.25):
         magnitude = 2.0 / (1 + slope ** 2)
         super().__init__("gaussian", factor_type, magnitude)
         self._kwargs = {"factor_type": factor_type, "slope": slope}
@@ -359,11 +394,13 @@ class MSRAPrelu(Xavier):
 
 @register
 class Orthogonal(Initializer):
-    """``scale`` times the orthogonal factor of the SVD of a ``(out, ∏rest)`` random matrix
-    (``U(-1, 1)`` for rand_type 'uniform', ``N(0, 1)`` for 'normal'): rows are orthonormal when
-    out ≤ ∏rest, columns otherwise."""
+    """Orthogonal rows (or columns) times ``scale``, from the SVD of a random matrix.
 
-    def __init__(self, scale=1.414, rand_type="uniform"):
+    The random ``(out, ∏rest)`` matrix is ``U(-1, 1)`` for rand_type 'uniform' and ``N(0, 1)``
+    for 'normal': rows are orthonormal when out ≤ ∏rest, columns otherwise."""
+
+    def __init__(self, scale: float = 1.414,
+                 rand_type: Literal["uniform", "normal"] = "uniform"):
         super().__init__(scale=scale, rand_type=rand_type)
         self.scale = scale
         self.rand_type = rand_type
@@ -406,7 +443,7 @@ class Bilinear(Initializer):
 class LSTMBias(Initializer):
     """Zeros except the forget gate's quarter, set to ``forget_bias``."""
 
-    def __init__(self, forget_bias=1.0):
+    def __init__(self, forget_bias: float = 1.0):
         super().__init__(forget_bias=forget_bias)
         self.forget_bias = forget_bias
 
@@ -466,3 +503,50 @@ class Load:
             self.default_init(name, arr)
             if self.verbose:
                 logging.info("Initialized %s by default", name)
+
+
+class DataDependentInitializer(Initializer):
+    """An initializer that needs a batch of input data (LSUV and its kind).
+
+    It works in two stages: ``_init_weight`` gives every array its starting values, as any
+    initializer does; then ``calibrate(net, batch)`` runs forward passes on ``batch`` and adjusts
+    the parameters in place (e.g. rescales each layer to unit output variance). Run both with
+    :func:`initialize_with_data`, which is all-or-nothing."""
+
+    needs_data = True
+
+    def calibrate(self, net, batch) -> None:
+        raise NotImplementedError("Must override calibrate(net, batch)")
+
+
+def initialize_with_data(net, initializer, batch, force_reinit=True):  # noqa: FBT002
+    """Initialize ``net`` with ``initializer`` and, for a :class:`DataDependentInitializer`, run
+    its ``calibrate(net, batch)``. The first forward on ``batch`` resolves deferred shapes.
+
+    All-or-nothing: if anything fails (the initializer, the forward, the calibration, or a
+    non-finite result), every parameter gets back its previous state and the random stream is
+    rewound; the error names the initializer."""
+    from . import autograd
+    params = list(net.collect_params().values())
+    saved = [(p, p._save_state()) for p in params]
+    copies = [(p._data._data.copy() if p._data is not None else None) for p in params]
+    state = _rng.getstate()
+    try:
+        net.initialize(initializer, force_reinit=force_reinit)
+        with autograd.pause(), autograd.predict_mode():
+            net(batch)
+            if getattr(initializer, "needs_data", False):
+                initializer.calibrate(net, batch)
+        for p in params:
+            if p._data is not None and p._data._data.dtype.kind == "f" and \
+                    not np.isfinite(p._data._data).all():
+                raise ValueError(f"Initializer {type(initializer).__name__} produced NaN or "
+                                 f"infinite values in Parameter '{p.name}'. No parameter was "
+                                 "changed.")
+    except BaseException:
+        for (p, st), arr in zip(saved, copies):
+            p._restore_state(st)
+            if arr is not None and p._data is not None:
+                p._data._data[...] = arr
+        _rng.setstate(state)
+        raise
