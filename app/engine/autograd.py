@@ -14,8 +14,9 @@ main thread inspects.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import threading
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -55,37 +56,48 @@ def set_training(train_mode: bool) -> bool:  # noqa: FBT001
     return prev
 
 
-@contextmanager
-def _scope(recording, training):
-    prev_r, prev_t = _st.recording, _st.training
-    if recording is not None:
-        _st.recording = recording
-    if training is not None:
-        _st.training = training
-    try:
-        yield
-    finally:
-        _st.recording, _st.training = prev_r, prev_t
+class _Scope:
+    """Sets recording and/or training for a ``with`` block and restores them after."""
+
+    __slots__ = ("_recording", "_training", "_prev")
+
+    def __init__(self, recording, training):
+        self._recording = recording
+        self._training = training
+        self._prev = None
+
+    def __enter__(self):
+        st = _st
+        self._prev = (st.recording, st.training)
+        if self._recording is not None:
+            st.recording = self._recording
+        if self._training is not None:
+            st.training = self._training
+        return self
+
+    def __exit__(self, *exc):
+        _st.recording, _st.training = self._prev
+        return False
 
 
 def record(train_mode: bool = True):  # noqa: FBT001
     """Record operations in this scope for ``backward()``; training mode by default."""
-    return _scope(True, train_mode)
+    return _Scope(True, train_mode)
 
 
 def pause(train_mode: bool = False):  # noqa: FBT001
     """Stop recording in this scope (used for updates and initialization)."""
-    return _scope(False, train_mode)
+    return _Scope(False, train_mode)
 
 
 def train_mode():
     """Layers behave as in training in this scope, without changing recording."""
-    return _scope(None, True)
+    return _Scope(None, True)
 
 
 def predict_mode():
     """Layers behave as in inference in this scope, without changing recording."""
-    return _scope(None, False)
+    return _Scope(None, False)
 
 
 # --------------------------------------------------------------------------- graph
@@ -97,12 +109,17 @@ class _Node:
     (``backward is None``) belongs to an array with an attached gradient.
     """
 
-    __slots__ = ("parents", "backward", "array", "__weakref__")
+    __slots__ = ("parents", "backward", "array", "seq", "__weakref__")
 
     def __init__(self, parents, backward, array=None):
         self.parents = parents
         self.backward = backward
         self.array = array
+        self.seq = next(_counter)
+
+
+_counter = itertools.count()
+_seq = operator.attrgetter("seq")
 
 
 _NOT_IN_GRAPH = (
@@ -126,7 +143,8 @@ def backward(heads, head_grads=None, retain_graph: bool = False, train_mode: boo
     """Compute the gradients of ``heads`` with respect to every attached variable.
 
     ``head_grads`` default to ones (so a non-scalar head behaves like its sum). Each variable's
-    gradient buffer is overwritten (``grad_req='write'``) or added to (``'add'``).
+    gradient buffer is overwritten (``grad_req='write'``) or added to (``'add'``); a variable
+    reached along several paths (a shared parameter) receives the sum of the contributions.
     """
     from .ndarray.ndarray import NDArray
 
@@ -141,86 +159,74 @@ def backward(heads, head_grads=None, retain_graph: bool = False, train_mode: boo
         raise ValueError("heads and head_grads must have the same length")
 
     grads: dict = {}
-    roots = []
     for h, hg in zip(heads, head_grads):
         node = h._node
         if node is None or (node.backward is None and node.array is None):
             raise MXNetError(_NOT_IN_GRAPH)
         g = np.ones(h._data.shape, h._data.dtype) if hg is None else np.asarray(
             hg._data if isinstance(hg, NDArray) else hg, dtype=h._data.dtype)
-        if node in grads:
-            grads[node] = grads[node] + g
-        else:
-            grads[node] = g
-            roots.append(node)
+        if g.shape != h._data.shape:
+            raise ValueError(f"head gradient has shape {g.shape}, but the head has shape "
+                             f"{h._data.shape}")
+        prev = grads.get(node)
+        grads[node] = g if prev is None else prev + g
+    _run_backward(grads, retain_graph, train_mode)
 
-    order, consumers = _toposort(roots)
-    prev_training = _st.training
-    _st.training = train_mode
-    written = set()
-    try:
-        for node in reversed(order):
-            g = grads.pop(node, None)
-            if node.backward is None:          # leaf: write into its gradient buffer
-                if g is not None and node.array is not None and node not in written:
-                    node.array._write_grad(g)
+
+def _run_backward(grads: dict, retain_graph: bool, train_mode: bool):  # noqa: FBT001, ARG001
+    """Propagate ``grads`` (node → gradient of the heads) down to the leaves.
+
+    (``train_mode`` is accepted for MXNet's signature; no backward rule here depends on it.)"""
+    # Reachable operations, and how many times each leaf is used. Every node is created after
+    # its parents, so descending creation order is a topological order (no recursion needed).
+    ops = []
+    leaf_uses: dict = {}
+    stack = [n for n in grads if n.backward is not None]
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        ops.append(node)
+        for p in node.parents:
+            if p is None:
                 continue
-            if g is None:
-                continue
-            parents = node.parents
-            bufs = []
-            for p in parents:
-                if p is None:
-                    bufs.append(None)
-                    continue
-                buf = None
-                if p.backward is None and p.array is not None and consumers.get(p, 0) == 1 \
-                        and p not in grads:
-                    buf = p.array._direct_grad_buffer()
-                bufs.append(True if buf is None else buf)
-            res = node.backward(g, bufs)
-            for p, r, buf in zip(parents, res, bufs):
-                if p is None or r is None:
-                    continue
-                if buf is not None and r is buf:
-                    written.add(p)
-                    p.array._mark_fresh()
-                    continue
-                prev = grads.get(p)
-                grads[p] = r if prev is None else prev + r
-    finally:
-        _st.training = prev_training
-        if not retain_graph:
-            for node in order:
-                if node.backward is not None:
-                    node.backward = None
-                    node.parents = ()
-
-
-def _toposort(roots):
-    """Iterative post-order DFS; returns (order, number of consumers of each node)."""
-    order = []
-    consumers: dict = {}
-    visited = set()
-    for root in roots:
-        if root in visited:
+            if p.backward is None:
+                leaf_uses[p] = leaf_uses.get(p, 0) + 1
+            elif p not in seen:
+                seen.add(p)
+                stack.append(p)
+    if len(ops) > 1:
+        ops.sort(key=_seq, reverse=True)
+    for node in ops:
+        g = grads.pop(node, None)
+        if g is None:
             continue
-        stack = [(root, iter(root.parents))]
-        visited.add(root)
-        while stack:
-            node, it = stack[-1]
-            for p in it:
-                if p is None:
-                    continue
-                consumers[p] = consumers.get(p, 0) + 1
-                if p not in visited:
-                    visited.add(p)
-                    stack.append((p, iter(p.parents)))
-                    break
+        parents = node.parents
+        bufs = []
+        for p in parents:
+            if p is None:
+                bufs.append(None)
+                continue
+            arr = p.array
+            if arr is not None and arr._grad_req == "write" and leaf_uses[p] == 1 \
+                    and p not in grads and arr._grad is not None:
+                bufs.append(arr._grad._data)
             else:
-                stack.pop()
-                order.append(node)
-    return order, consumers
+                bufs.append(True)
+        res = node.backward(g, bufs)
+        for p, r, buf in zip(parents, res, bufs):
+            if r is None or p is None:
+                continue
+            if r is buf:
+                p.array._fresh_grad = True
+                continue
+            prev = grads.get(p)
+            grads[p] = r if prev is None else prev + r
+        if not retain_graph:
+            node.backward = None
+            node.parents = ()
+    for leaf, g in grads.items():
+        if leaf.backward is None and leaf.array is not None:
+            leaf.array._write_grad(g)
 
 
 def get_symbol(x):  # pragma: no cover - API completeness

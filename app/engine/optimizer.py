@@ -1,7 +1,8 @@
 """Optimizers with MXNet's update rules, working in place on NumPy arrays.
 
 Every rule first forms ``g = clip(rescale_grad · grad)`` (``rescale_grad`` is ``1/batch_size``,
-set by ``Trainer.step``) and uses the effective ``lr = learning_rate · lr_mult`` and
+set by ``Trainer.step``) — Adam and RMSProp clip ``rescale_grad · grad + wd · weight`` instead, as
+MXNet's kernels do — and uses the effective ``lr = learning_rate · lr_mult`` and
 ``wd = wd · wd_mult`` of the parameter. Weight decay applies to every parameter whose ``wd_mult``
 is not 0 — biases included, as in Gluon.
 """
@@ -78,12 +79,15 @@ class Optimizer:
         p = self.param_dict.get(index)
         return self.wd * p.wd_mult if p is not None else self.wd
 
-    def _prep_grad(self, grad, wd=0.0, weight=None):
-        """``rescale_grad·grad`` (clipped), plus ``wd·weight`` when asked; a new array."""
+    def _prep_grad(self, grad, wd=0.0, weight=None, clip_wd=False):  # noqa: FBT002
+        """``rescale_grad·grad`` (clipped), plus ``wd·weight`` when asked (added before the clip
+        with ``clip_wd``); a new array."""
         g = grad * grad.dtype.type(self.rescale_grad) if self.rescale_grad != 1.0 else grad.copy()
+        if wd and clip_wd:
+            g += weight.dtype.type(wd) * weight
         if self.clip_gradient is not None:
             np.clip(g, -self.clip_gradient, self.clip_gradient, out=g)
-        if wd:
+        if wd and not clip_wd:
             g += weight.dtype.type(wd) * weight
         return g
 
@@ -92,6 +96,11 @@ class Optimizer:
 
     def update(self, index, weight, grad, state):
         raise NotImplementedError
+
+    def update_many(self, items):
+        """``update`` for each ``(index, weight, grad, state)``; optimizers may fuse the loop."""
+        for index, weight, grad, state in items:
+            self.update(index, weight, grad, state)
 
     def state_arrays(self, state):
         """The NumPy arrays held in ``state`` (for snapshots and memory accounting)."""
@@ -123,15 +132,7 @@ class SGD(Optimizer):
         t = weight.dtype.type
         if state is None:
             if self.clip_gradient is None:
-                # MXNet's kernel: w = (1 - lr*wd)*w - lr*(rescale*g), in the weight's dtype
-                if self.rescale_grad != 1.0:
-                    step = grad * t(self.rescale_grad)
-                    step *= t(lr)
-                else:
-                    step = grad * t(lr)
-                if wd:
-                    weight *= t(1.0 - lr * wd)
-                weight -= step
+                _sgd_plain(weight, grad, lr, wd, self.rescale_grad)
                 return
             g = self._prep_grad(grad)
             g *= t(lr)
@@ -144,6 +145,38 @@ class SGD(Optimizer):
         g *= t(lr)
         state -= g
         weight += state
+
+    def update_many(self, items):
+        if self.momentum != 0.0 or self.clip_gradient is not None or \
+                self.lr_scheduler is not None:
+            super().update_many(items)
+            return
+        base, wd0, rescale = self.lr, self.wd, self.rescale_grad
+        counts, pdict = self._index_update_count, self.param_dict
+        top = self.num_update
+        for index, weight, grad, _state in items:
+            n = counts.get(index, 0) + 1
+            counts[index] = n
+            if n > top:
+                top = n
+            p = pdict.get(index)
+            lr, wd = (base, wd0) if p is None else (base * p.lr_mult, wd0 * p.wd_mult)
+            if lr == 0.0:
+                continue
+            if wd:
+                weight *= 1.0 - lr * wd
+            weight -= grad * (lr * rescale)     # the same arithmetic as _sgd_plain, inlined
+        self.num_update = top
+
+
+def _sgd_plain(weight, grad, lr, wd, rescale):
+    """``w ← (1 - lr·wd)·w - (lr·rescale)·g`` in the weight's dtype, one temporary."""
+    if lr == 0.0:
+        return
+    # Python floats are cast to the array's dtype (NEP 50): float32 stays float32.
+    if wd:
+        weight *= 1.0 - lr * wd
+    weight -= grad * (lr * rescale)
 
 
 @register
@@ -176,8 +209,8 @@ class NAG(Optimizer):
 
 @register
 class Adam(Optimizer):
-    """``m ← β1·m + (1-β1)·g``, ``v ← β2·v + (1-β2)·g²``,
-    ``w ← w - lr·sqrt(1-β2ᵗ)/(1-β1ᵗ) · m/(sqrt(v)+ε)`` with ``g`` including ``wd·w``."""
+    """``g = clip(rescale_grad·grad + wd·w)``, ``m ← β1·m + (1-β1)·g``, ``v ← β2·v + (1-β2)·g²``,
+    ``w ← w - lr·sqrt(1-β2ᵗ)/(1-β1ᵗ) · m/(sqrt(v)+ε)``."""
 
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8,
                  lazy_update=True, **kwargs):  # noqa: FBT002
@@ -197,7 +230,7 @@ class Adam(Optimizer):
         coef1 = 1.0 - self.beta1 ** t_count
         coef2 = 1.0 - self.beta2 ** t_count
         lr *= math.sqrt(coef2) / coef1
-        g = self._prep_grad(grad, wd, weight)
+        g = self._prep_grad(grad, wd, weight, clip_wd=True)
         mean, var = state
         mean *= t(self.beta1)
         mean += t(1.0 - self.beta1) * g
@@ -212,7 +245,8 @@ class Adam(Optimizer):
 
 @register
 class RMSProp(Optimizer):
-    """``n ← (1-γ1)·g² + γ1·n``; ``w ← w - lr·g/sqrt(n + ε)``. With ``centered``:
+    """``g = clip(rescale_grad·grad + wd·w)``, ``n ← (1-γ1)·g² + γ1·n``;
+    ``w ← w - lr·g/sqrt(n + ε)``. With ``centered``:
     ``m ← (1-γ1)·g + γ1·m``, ``δ ← γ2·δ - lr·g/sqrt(n - m² + ε)``, ``w ← w + δ``."""
 
     def __init__(self, learning_rate=0.001, gamma1=0.9, gamma2=0.9, epsilon=1e-8,
@@ -234,7 +268,7 @@ class RMSProp(Optimizer):
         lr = self._get_lr(index)
         wd = self._get_wd(index)
         t = weight.dtype.type
-        g = self._prep_grad(grad, wd, weight)
+        g = self._prep_grad(grad, wd, weight, clip_wd=True)
         g1 = t(self.gamma1)
         if not self.centered:
             n = state

@@ -19,7 +19,7 @@ from ..fileio import load_arrays, save_arrays
 from ..initializer import Uniform as _Uniform
 from ..ndarray import ndarray as _nd_mod
 from ..ndarray.ndarray import NDArray
-from .parameter import (Parameter, ParameterDict, _brief_print_list, _journal, load_all)
+from .parameter import Parameter, ParameterDict, _brief_print_list, load_all
 
 __all__ = ["Block", "HybridBlock", "SymbolBlock"]
 
@@ -96,11 +96,16 @@ def _indent(s, num_spaces):
     return first + "\n" + "\n".join(" " * num_spaces + line for line in lines)
 
 
-class _CallDepth(threading.local):
+class _CallState(threading.local):
+    """Per thread: the depth of nested block calls, and what the outermost call must undo if
+    it fails (parameters it materialized, the random state before the first of them)."""
+
     depth = 0
+    entries = None
+    rng_state = None
 
 
-_call = _CallDepth()
+_call = _CallState()
 
 
 class Block:
@@ -273,23 +278,23 @@ class Block:
         """Run ``forward``. At the top level the call is all-or-nothing for deferred
         initialization: if the pass fails, parameters it materialized go back to deferred and the
         random stream is rewound."""
-        if _call.depth:
+        st = _call
+        if st.depth:
             return self.forward(*args)
-        _call.depth = 1
-        _journal.entries = []
-        _journal.rng_state = None
+        st.depth = 1
         try:
             return self.forward(*args)
         except BaseException:
-            for param, saved in reversed(_journal.entries):
-                param._restore_state(saved)
-            if _journal.rng_state is not None:
-                _rng.setstate(_journal.rng_state)
+            if st.entries:
+                for param, saved in reversed(st.entries):
+                    param._restore_state(saved)
+                _rng.setstate(st.rng_state)
             raise
         finally:
-            _call.depth = 0
-            _journal.entries = None
-            _journal.rng_state = None
+            st.depth = 0
+            if st.entries is not None:
+                st.entries = None
+                st.rng_state = None
 
     def forward(self, *args):
         raise NotImplementedError
@@ -339,10 +344,12 @@ class HybridBlock(Block):
                 p._restore_state(st)
             _rng.setstate(state)
             raise
-        if _journal.entries is not None:
-            if _journal.rng_state is None:
-                _journal.rng_state = state
-            _journal.entries.extend(saved)
+        st = _call
+        if st.depth:
+            if st.entries is None:
+                st.entries = []
+                st.rng_state = state
+            st.entries.extend(saved)
 
     def forward(self, x, *args):
         try:

@@ -17,7 +17,6 @@ the parameters keep their previous values and the random stream is rewound.
 from __future__ import annotations
 
 import re
-import threading
 import warnings
 from collections import OrderedDict
 
@@ -110,16 +109,6 @@ def _reraise_with_context(err: BaseException, param_name: str, init):
     new.parameter = param_name
     new.initializer = init
     raise new.with_traceback(err.__traceback__) from err
-
-
-# A forward pass that finishes deferred parameters records them here so that a failure later in
-# the same top-level call can put them back (all-or-nothing across the pass).
-class _Journal(threading.local):
-    entries = None
-    rng_state = None
-
-
-_journal = _Journal()
 
 
 class Parameter:
@@ -598,7 +587,10 @@ class ParameterDict:
         plans = []
         try:
             for _, v in self.items():
-                plans.append((v, v._plan_init(None, ctx, init, force_reinit, 2)))
+                # Warned from here, as Gluon does (its stacklevel=2 lands in
+                # ParameterDict.initialize): one location, so the default filter shows a
+                # repeated identical re-init once, whoever calls.
+                plans.append((v, v._plan_init(None, ctx, init, force_reinit, 1)))
         except BaseException:
             _rng.setstate(state)
             raise

@@ -8,6 +8,8 @@ from .parameter import Parameter, ParameterDict
 
 __all__ = ["Trainer"]
 
+_MISSING = object()
+
 
 class Trainer:
     """``Trainer(params, 'sgd', {'learning_rate': 0.1})``.
@@ -84,11 +86,17 @@ class Trainer:
         self._update(ignore_stale_grad)
 
     def _update(self, ignore_stale_grad):
-        todo = []
+        # Every parameter is checked before any is updated: a stale gradient changes nothing.
+        states = self._states
+        optimizer = self._optimizer
+        items = []
+        fresh = []
         for i, param in enumerate(self._params):
-            if param.grad_req == "null":
+            if param._grad_req == "null":
                 continue
-            data = param.data()
+            data = param._data
+            if data is None:
+                data = param.data()
             if not data._fresh_grad:
                 if ignore_stale_grad:
                     continue
@@ -99,14 +107,14 @@ class Trainer:
                     "iteration. If you are intentionally only using a subset, call step with "
                     "ignore_stale_grad=True to suppress this warning and skip updating of "
                     "Parameters with stale gradient")
-            todo.append((i, param, data))
-        optimizer = self._optimizer
-        states = self._states
-        for i, param, data in todo:
             w = data._data
-            if i not in states:
-                states[i] = optimizer.create_state(i, w)
-            optimizer.update(i, w, param._grad._data, states[i])
+            state = states.get(i, _MISSING)
+            if state is _MISSING:
+                state = states[i] = optimizer.create_state(i, w)
+            items.append((i, w, param._grad._data, state))
+            fresh.append(data)
+        optimizer.update_many(items)
+        for data in fresh:
             data._fresh_grad = False
 
     def save_states(self, fname):

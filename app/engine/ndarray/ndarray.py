@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .. import autograd as _ag
-from ..autograd import _Node
+from ..autograd import _Node, _st
 from ..base import MXNetError, current_context
 
 __all__ = [
@@ -222,6 +222,11 @@ class NDArray:
 
     def backward(self, out_grad=None, retain_graph=False, train_mode=True):  # noqa: FBT002
         """Differentiate this array (head gradient: ``out_grad``, ones by default)."""
+        node = self._node
+        if out_grad is None and node is not None and node.backward is not None:
+            _ag._run_backward({node: np.ones(self._data.shape, self._data.dtype)},
+                              retain_graph, train_mode)
+            return
         _ag.backward([self], None if out_grad is None else [out_grad],
                      retain_graph=retain_graph, train_mode=train_mode)
 
@@ -467,13 +472,20 @@ def _live(node):
 
 
 def _result(data, inputs, rule):
-    """Wrap ``data`` and, when recording and some input needs a gradient, attach ``rule``."""
-    out = _wrap(data)
-    if _ag._st.recording:
-        parents = tuple(_live(i._node) if isinstance(i, NDArray) else None for i in inputs)
-        for p in parents:
-            if p is not None:
-                out._node = _Node(parents, rule)
+    """Wrap ``data`` and, when recording and some input needs a gradient, attach ``rule``.
+
+    (A parent whose graph was already freed by a backward takes no more gradient: its
+    contributions are dropped, as it has neither a rule nor a buffer.)"""
+    out = _NEW(NDArray)
+    out._data = data
+    out._node = None
+    out._grad = None
+    out._grad_req = "null"
+    out._fresh_grad = False
+    if _st.recording:
+        for i in inputs:
+            if getattr(i, "_node", None) is not None:
+                out._node = _Node(tuple([getattr(j, "_node", None) for j in inputs]), rule)
                 break
     return out
 
@@ -524,6 +536,12 @@ def _as_nd(x, like=None):
 
 def _scalar(x):
     return isinstance(x, numbers.Number) and not isinstance(x, bool) or isinstance(x, np.generic)
+
+
+def _scalar_operand(x):
+    """A scalar operand as a Python scalar: NumPy promotes ``float32 array · np.float64`` to
+    float64, but MXNet (and NumPy with a Python scalar) keep the array's dtype."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 # ----------------------------------------------------------------------- creation
@@ -588,8 +606,10 @@ def _binary(fwd, lhs, rhs, grad_l, grad_r):
     b_nd = isinstance(rhs, NDArray)
     if not a_nd and not b_nd:
         raise TypeError("at least one operand must be an NDArray")
-    a = lhs._data if a_nd else (lhs if _scalar(lhs) else np.asarray(_raw(lhs), rhs._data.dtype))
-    b = rhs._data if b_nd else (rhs if _scalar(rhs) else np.asarray(_raw(rhs), lhs._data.dtype))
+    a = lhs._data if a_nd else (_scalar_operand(lhs) if _scalar(lhs)
+                                else np.asarray(_raw(lhs), rhs._data.dtype))
+    b = rhs._data if b_nd else (_scalar_operand(rhs) if _scalar(rhs)
+                                else np.asarray(_raw(rhs), lhs._data.dtype))
     out = fwd(a, b)
     if not isinstance(out, np.ndarray):
         out = np.asarray(out)
@@ -894,7 +914,7 @@ def transpose(data, axes=None):
     if axes is not None and len(axes) == 0:
         axes = None
     out = np.transpose(a, axes)
-    inv = None if axes is None else tuple(np.argsort(axes))
+    inv = None if axes is None else tuple(np.argsort([int(i) % a.ndim for i in axes]))
     return _result(out, (data,), lambda g, b: (np.transpose(g, inv),))
 
 
@@ -981,34 +1001,33 @@ def where(condition, x, y):
 
 # ----------------------------------------------------------------------- linear algebra
 def dot(lhs, rhs, transpose_a=False, transpose_b=False):  # noqa: FBT002
+    """MXNet's ``dot``: the last axis of ``lhs`` against the first axis of ``rhs`` (for N-D
+    operands too; a transpose flag reverses all axes of its operand)."""
     a, b = lhs._data, rhs._data
     at = a.T if transpose_a else a
     bt = b.T if transpose_b else b
-    out = np.dot(at, bt)
+    mat = at.ndim <= 2 and bt.ndim <= 2
+    out = np.dot(at, bt) if mat else np.tensordot(at, bt, axes=1)
+    oshape = out.shape
     if out.ndim == 0:
         out = out.reshape((1,))
 
     def rule(g, bufs):
-        g2 = g.reshape(np.shape(np.dot(at, bt))) if at.ndim == 1 or bt.ndim == 1 else g
+        g = g.reshape(oshape)
         ga = gb = None
         if bufs[0] is not None:
-            if at.ndim == 1 and bt.ndim == 1:
-                ga = g2 * bt
-            elif bt.ndim == 1:
-                ga = np.outer(g2, bt)
+            if mat and at.ndim == 2 and bt.ndim == 2:
+                ga = np.dot(g, bt.T)
             else:
-                ga = np.dot(g2, bt.T) if at.ndim > 1 else np.dot(bt, g2)
+                ga = np.tensordot(g, bt, axes=(list(range(at.ndim - 1, g.ndim)),
+                                               list(range(1, bt.ndim))))
             ga = ga.T if transpose_a else ga
-            ga = ga.reshape(a.shape)
         if bufs[1] is not None:
-            if at.ndim == 1 and bt.ndim == 1:
-                gb = g2 * at
-            elif at.ndim == 1:
-                gb = np.outer(at, g2)
+            if mat and at.ndim == 2 and bt.ndim == 2:
+                gb = np.dot(at.T, g)
             else:
-                gb = np.dot(at.T, g2) if bt.ndim > 1 else np.dot(at.T, g2)
+                gb = np.tensordot(at, g, axes=(list(range(at.ndim - 1)),) * 2)
             gb = gb.T if transpose_b else gb
-            gb = gb.reshape(b.shape)
         return ga, gb
     return _result(out, (lhs, rhs), rule)
 
@@ -1036,39 +1055,66 @@ def batch_dot(lhs, rhs, transpose_a=False, transpose_b=False):  # noqa: FBT002
     return _result(out, (lhs, rhs), rule)
 
 
+_FUSED_ACT = {
+    "relu": (lambda h: np.maximum(h, 0, out=h), lambda g, o: g * (o > 0)),
+    "sigmoid": (lambda h: _sigmoid_inplace(h), lambda g, o: g * (o * (1 - o))),
+    "tanh": (lambda h: np.tanh(h, out=h), lambda g, o: g * (1 - o * o)),
+}
+
+
+def _sigmoid_inplace(h):
+    with np.errstate(over="ignore"):
+        np.negative(h, out=h)
+        np.exp(h, out=h)
+        h += 1
+        np.reciprocal(h, out=h)
+    return h
+
+
 def FullyConnected(data, weight, bias=None, num_hidden=None, no_bias=False, flatten=True,  # noqa: N802, FBT002
-                   **kwargs):
+                   act_type=None, **kwargs):
     """``out = data · weightᵀ + bias``; with ``flatten`` the input is reshaped to (batch, -1).
 
-    The backward writes the weight's and bias's gradients straight into their buffers when it
-    is allowed to (one use, ``grad_req='write'``), so a step costs what the matrix products cost.
+    ``act_type`` ('relu', 'sigmoid', 'tanh'; an extension of MXNet's operator) applies the
+    activation in place on the product, as one graph node, which saves a temporary and a node
+    per layer. The backward writes the weight's and bias's gradients straight into their buffers
+    when it is allowed to (one use, ``grad_req='write'``), so a step costs what the matrix
+    products cost.
     """
     x = data._data
     w = weight._data
     b = None if (no_bias or bias is None) else bias._data
     x2 = x.reshape(x.shape[0], -1) if flatten and x.ndim != 2 else x
-    out = np.dot(x2, w.T) if x2.ndim == 2 else np.matmul(x2, w.T)
+    two_d = x2.ndim == 2
+    out = np.dot(x2, w.T) if two_d else np.matmul(x2, w.T)
     if b is not None:
         out += b
+    act_grad = None
+    if act_type is not None:
+        act_fwd, act_grad = _FUSED_ACT[act_type]
+        out = act_fwd(out)
     xshape = x.shape
 
     def rule(g, bufs):
+        if act_grad is not None:
+            g = act_grad(g, out)
         gx = gw = gb = None
         if bufs[0] is not None:
-            gx = (np.dot(g, w) if g.ndim == 2 else np.matmul(g, w)).reshape(xshape)
-        if bufs[1] is not None:
-            ob = _out(bufs[1])
-            if g.ndim == 2:
-                gw = np.dot(g.T, x2, out=ob) if ob is not None else np.dot(g.T, x2)
+            gx = (np.dot(g, w) if two_d else np.matmul(g, w)).reshape(xshape)
+        ob = bufs[1]
+        if ob is not None:
+            if two_d:
+                gw = np.dot(g.T, x2) if ob is True else np.dot(g.T, x2, out=ob)
             else:
                 gw = np.tensordot(g, x2, axes=(tuple(range(g.ndim - 1)),) * 2)
-                if ob is not None:
+                if ob is not True:
                     np.copyto(ob, gw)
                     gw = ob
-        if b is not None and bufs[2] is not None:
-            ob = _out(bufs[2])
-            red = tuple(range(g.ndim - 1))
-            gb = np.sum(g, axis=red, out=ob) if ob is not None else np.sum(g, axis=red)
+        if b is not None:
+            ob = bufs[2]
+            if ob is not None:
+                red = 0 if two_d else tuple(range(g.ndim - 1))
+                gb = g.sum(red) if ob is True else g.sum(red, out=ob)
         return gx, gw, gb
 
     inputs = (data, weight) if b is None else (data, weight, bias)
@@ -1131,6 +1177,7 @@ def pick(data, index, axis=-1, keepdims=False, mode="clip"):  # noqa: FBT002
 
 def take(a, indices, axis=0, mode="clip"):
     src = a._data
+    axis = axis % src.ndim
     idx = _raw(indices).astype(np.int64)
     n = src.shape[axis]
     idx = np.clip(idx, 0, n - 1) if mode == "clip" else np.mod(idx, n)
@@ -1197,7 +1244,6 @@ def LayerNorm(data, gamma, beta, axis=-1, eps=1e-5, **kwargs):  # noqa: N802
     gm = gamma._data.reshape(bshape)
     out = xhat * gm + beta._data.reshape(bshape)
     red = tuple(i for i in range(a.ndim) if i != ax)
-    n = a.shape[ax]
 
     def rule(g, bufs):
         gx = gg = gbeta = None
@@ -1209,7 +1255,6 @@ def LayerNorm(data, gamma, beta, axis=-1, eps=1e-5, **kwargs):  # noqa: N802
             gg = (g * xhat).sum(axis=red).reshape(gamma._data.shape)
         if bufs[2] is not None:
             gbeta = g.sum(axis=red).reshape(beta._data.shape)
-        del n
         return gx, gg, gbeta
     return _result(out.astype(a.dtype, copy=False), (data, gamma, beta), rule)
 

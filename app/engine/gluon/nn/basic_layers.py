@@ -130,21 +130,25 @@ class Dense(HybridBlock):
         w = weight._data
         wd = w._data
         xd = x._data
-        in_dim = _in_dim(x, self._flatten)
+        in_dim = xd.shape[-1] if xd.ndim == 2 or not self._flatten else _in_dim(x, True)
         if wd.shape[1] != in_dim:
             raise MXNetError(
                 f"Shape inconsistent, Provided = [{','.join(str(s) for s in wd.shape)}], "
                 f"inferred shape=({wd.shape[0]}, {in_dim}): layer {self.name} expects inputs "
                 f"with {wd.shape[1]} features but got {in_dim} (input shape {xd.shape}).")
-        if xd.dtype != wd.dtype:
+        if xd.dtype is not wd.dtype and xd.dtype != wd.dtype:
             raise MXNetError(
                 f"Incompatible attr in node {self.name}_fwd at 1-th input: expected "
                 f"{xd.dtype}, got {wd.dtype}")
+        act = self.act
+        if act is None:
+            return F.FullyConnected(x, w, None if bias is None else bias._data,
+                                    no_bias=bias is None, flatten=self._flatten)
+        fused = act._act_type if type(act) is Activation and act._act_type in F._FUSED_ACT \
+            else None
         out = F.FullyConnected(x, w, None if bias is None else bias._data,
-                               no_bias=bias is None, flatten=self._flatten)
-        if self.act is not None:
-            out = self.act(out)
-        return out
+                               no_bias=bias is None, flatten=self._flatten, act_type=fused)
+        return out if fused is not None else act(out)
 
     def hybrid_forward(self, F, x, weight, bias=None):  # noqa: N803
         out = F.FullyConnected(x, weight, bias, no_bias=bias is None, flatten=self._flatten)
