@@ -30,7 +30,8 @@ from ..fileio import load_arrays, save_arrays
 from ..ndarray.ndarray import NDArray, _wrap
 
 __all__ = ["Parameter", "Constant", "ParameterDict", "DeferredInitializationError",
-           "InitializerError", "shape_is_known", "tensor_types"]
+           "InitializerError", "ParamSnapshot", "initialize_group", "shape_is_known",
+           "tensor_types"]
 
 tensor_types = (NDArray,)
 
@@ -420,7 +421,7 @@ class Parameter:
     def row_sparse_data(self, row_id):
         return self.data()
 
-    # ----------------------------------------------------------------- tied views
+    # ----------------------------------------------------------------- state
     @property
     def is_initialized(self) -> bool:
         return self._data is not None
@@ -428,6 +429,83 @@ class Parameter:
     @property
     def is_deferred(self) -> bool:
         return self._data is None and bool(self._deferred_init)
+
+    @property
+    def state(self) -> str:
+        """'initialized', 'deferred' (waiting for the first forward) or 'uninitialized'."""
+        if self._data is not None:
+            return "initialized"
+        return "deferred" if self._deferred_init else "uninitialized"
+
+    def snapshot(self) -> ParamSnapshot:
+        """A copy of this parameter's whole state (for undo): shape, dtype, grad_req, values,
+        gradient, and a pending deferred initialization."""
+        data = self._data
+        return ParamSnapshot(
+            self._shape, self._dtype, self._grad_req, self._deferred_init,
+            None if data is None else data._data.copy(),
+            None if self._grad is None else self._grad._data.copy(),
+            False if data is None else data._fresh_grad)
+
+    def restore(self, snap: ParamSnapshot) -> None:
+        """Put back a :meth:`snapshot`. Arrays of the same shape and dtype are written in place,
+        so references held elsewhere (``w = p.data()``) see the restored values."""
+        self._shape = snap.shape
+        self._dtype = snap.dtype
+        self._deferred_init = snap.deferred
+        if snap.data is None:
+            self._grad_req = snap.grad_req
+            self._data = self._grad = None
+            return
+        cur = self._data
+        if cur is not None and cur._data.shape == snap.data.shape and \
+                cur._data.dtype == snap.data.dtype and self._grad_req == snap.grad_req:
+            np.copyto(cur._data, snap.data)
+        else:
+            self._grad_req = snap.grad_req
+            self._init_impl(_wrap(snap.data.copy()))
+            cur = self._data
+        if snap.grad is not None and self._grad is not None:
+            np.copyto(self._grad._data, snap.grad)
+        cur._fresh_grad = snap.fresh
+
+
+class ParamSnapshot(tuple):
+    """An immutable copy of a Parameter's state; see :meth:`Parameter.snapshot`."""
+
+    __slots__ = ()
+
+    def __new__(cls, shape, dtype, grad_req, deferred, data, grad, fresh):
+        return super().__new__(cls, (shape, dtype, grad_req, deferred, data, grad, fresh))
+
+    shape = property(lambda self: self[0])
+    dtype = property(lambda self: self[1])
+    grad_req = property(lambda self: self[2])
+    deferred = property(lambda self: self[3])
+    data = property(lambda self: self[4])
+    grad = property(lambda self: self[5])
+    fresh = property(lambda self: self[6])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.data, self.grad) if a is not None)
+
+
+def initialize_group(items, force_reinit=False):  # noqa: FBT002
+    """Initialize several parameters, each with its own ``(param, init, default_init)``, all or
+    nothing: ``init`` (may be None) and ``default_init`` follow ``Parameter.initialize``'s
+    precedence. If any initializer fails, no parameter changes and the random stream is rewound.
+    Already-initialized parameters warn as in Gluon unless ``force_reinit``."""
+    state = _rng.getstate()
+    plans = []
+    try:
+        for param, init, default_init in items:
+            plans.append((param, param._plan_init(init, None, default_init, force_reinit, 2)))
+    except BaseException:
+        _rng.setstate(state)
+        raise
+    for param, plan in plans:
+        param._commit_init(plan)
 
 
 class Constant(Parameter):

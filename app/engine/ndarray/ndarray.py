@@ -1072,8 +1072,11 @@ def _sigmoid_inplace(h):
 
 
 def FullyConnected(data, weight, bias=None, num_hidden=None, no_bias=False, flatten=True,  # noqa: N802, FBT002
-                   act_type=None, **kwargs):
+                   act_type=None, transpose_weight=False, **kwargs):  # noqa: FBT002
     """``out = data · weightᵀ + bias``; with ``flatten`` the input is reshaped to (batch, -1).
+
+    ``transpose_weight`` uses ``weight`` as ``(in, units)`` instead, ``out = data · weight + bias``
+    (a decoder tied to its encoder's weight); the weight's gradient is then ``dataᵀ · g``.
 
     ``act_type`` ('relu', 'sigmoid', 'tanh'; an extension of MXNet's operator) applies the
     activation in place on the product, as one graph node, which saves a temporary and a node
@@ -1086,7 +1089,8 @@ def FullyConnected(data, weight, bias=None, num_hidden=None, no_bias=False, flat
     b = None if (no_bias or bias is None) else bias._data
     x2 = x.reshape(x.shape[0], -1) if flatten and x.ndim != 2 else x
     two_d = x2.ndim == 2
-    out = np.dot(x2, w.T) if two_d else np.matmul(x2, w.T)
+    we = w.T if transpose_weight else w          # the (units, in) matrix actually applied
+    out = np.dot(x2, we.T) if two_d else np.matmul(x2, we.T)
     if b is not None:
         out += b
     act_grad = None
@@ -1100,13 +1104,17 @@ def FullyConnected(data, weight, bias=None, num_hidden=None, no_bias=False, flat
             g = act_grad(g, out)
         gx = gw = gb = None
         if bufs[0] is not None:
-            gx = (np.dot(g, w) if two_d else np.matmul(g, w)).reshape(xshape)
+            gx = (np.dot(g, we) if two_d else np.matmul(g, we)).reshape(xshape)
         ob = bufs[1]
         if ob is not None:
-            if two_d:
+            if two_d and not transpose_weight:
                 gw = np.dot(g.T, x2) if ob is True else np.dot(g.T, x2, out=ob)
+            elif two_d:
+                gw = np.dot(x2.T, g) if ob is True else np.dot(x2.T, g, out=ob)
             else:
                 gw = np.tensordot(g, x2, axes=(tuple(range(g.ndim - 1)),) * 2)
+                if transpose_weight:
+                    gw = gw.T
                 if ob is not True:
                     np.copyto(ob, gw)
                     gw = ob

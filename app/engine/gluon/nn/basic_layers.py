@@ -90,18 +90,31 @@ class Dense(HybridBlock):
     """
 
     def __init__(self, units, activation=None, use_bias=True, flatten=True, dtype=np.float32,  # noqa: FBT002
-                 weight_initializer=None, bias_initializer="zeros", in_units=0, **kwargs):
+                 weight_initializer=None, bias_initializer="zeros", in_units=0, tie_weight=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if activation is not None and activation not in ACTIVATIONS:
             raise ValueError(f"Unknown activation {activation!r}: use one of "
                              f"{', '.join(ACTIVATIONS)} or None")
         self._flatten = flatten
+        self._tied = tie_weight is not None
         with self.name_scope():
             self._units = units
             self._in_units = in_units
-            self.weight = self.params.get("weight", shape=(units, in_units),
-                                          init=weight_initializer, dtype=dtype,
-                                          allow_deferred_init=True)
+            if tie_weight is not None:
+                # A transposed tie (ParamLab extension): this layer applies another Dense's
+                # weight (h, d) transposed, so units == d and in_units == h; one Parameter,
+                # whose gradient sums both uses.
+                shape = tie_weight.shape
+                if shape is None or len(shape) != 2:
+                    raise ValueError(f"tie_weight must be a Dense weight (2-D), got {tie_weight}")
+                tie_weight.shape = (in_units if in_units else shape[0], units)
+                self._params._params[tie_weight.name] = tie_weight
+                self.weight = tie_weight
+            else:
+                self.weight = self.params.get("weight", shape=(units, in_units),
+                                              init=weight_initializer, dtype=dtype,
+                                              allow_deferred_init=True)
             if use_bias:
                 self.bias = self.params.get("bias", shape=(units,), init=bias_initializer,
                                             dtype=dtype, allow_deferred_init=True)
@@ -113,7 +126,10 @@ class Dense(HybridBlock):
                 self.act = None
 
     def infer_shape(self, x, *args):
-        self.weight.shape = (self._units, _in_dim(x, self._flatten))
+        if self._tied:
+            self.weight.shape = (_in_dim(x, self._flatten), self._units)
+        else:
+            self.weight.shape = (self._units, _in_dim(x, self._flatten))
 
     def forward(self, x):
         weight, bias = self.weight, self.bias
@@ -131,10 +147,18 @@ class Dense(HybridBlock):
         wd = w._data
         xd = x._data
         in_dim = xd.shape[-1] if xd.ndim == 2 or not self._flatten else _in_dim(x, True)
+        if self._tied:
+            if wd.shape[0] != in_dim:
+                raise MXNetError(
+                    f"Shape inconsistent, Provided = [{','.join(str(s) for s in wd.shape)}], "
+                    f"inferred shape=({in_dim}, {wd.shape[1]}): layer {self.name} is tied to "
+                    f"{weight.name} transposed and expects inputs with {wd.shape[0]} features "
+                    f"but got {in_dim} (input shape {xd.shape}).")
+            return self._tied_forward(x, w, bias)
         if wd.shape[1] != in_dim:
             raise MXNetError(
                 f"Shape inconsistent, Provided = [{','.join(str(s) for s in wd.shape)}], "
-                f"inferred shape=({wd.shape[0]}, {in_dim}): layer {self.name} expects inputs "
+                f"inferred shape=({wd.shape[0]},{in_dim}): layer {self.name} expects inputs "
                 f"with {wd.shape[1]} features but got {in_dim} (input shape {xd.shape}).")
         if xd.dtype is not wd.dtype and xd.dtype != wd.dtype:
             raise MXNetError(
@@ -150,8 +174,22 @@ class Dense(HybridBlock):
                                no_bias=bias is None, flatten=self._flatten, act_type=fused)
         return out if fused is not None else act(out)
 
+    def _tied_forward(self, x, w, bias):
+        act = self.act
+        fused = act._act_type if act is not None and type(act) is Activation and \
+            act._act_type in F._FUSED_ACT else None
+        out = F.FullyConnected(x, w, None if bias is None else bias._data, no_bias=bias is None,
+                               flatten=self._flatten, act_type=fused, transpose_weight=True)
+        return out if act is None or fused is not None else act(out)
+
+    @property
+    def tied(self) -> bool:
+        """Whether this layer applies another layer's weight transposed."""
+        return self._tied
+
     def hybrid_forward(self, F, x, weight, bias=None):  # noqa: N803
-        out = F.FullyConnected(x, weight, bias, no_bias=bias is None, flatten=self._flatten)
+        out = F.FullyConnected(x, weight, bias, no_bias=bias is None, flatten=self._flatten,
+                               transpose_weight=self._tied)
         if self.act is not None:
             out = self.act(out)
         return out
@@ -159,6 +197,9 @@ class Dense(HybridBlock):
     def __repr__(self) -> str:
         shape = self.weight.shape
         act = self.act if self.act else "linear"
+        if self._tied:
+            return (f"{self.__class__.__name__}({shape[0] if shape[0] else None} -> {shape[1]}, "
+                    f"{act}, tied to {self.weight.name}ᵀ)")
         return f"{self.__class__.__name__}({shape[1] if shape[1] else None} -> {shape[0]}, {act})"
 
 

@@ -1,0 +1,143 @@
+"""``.paramlab`` files: a zip of ``model.json`` (structure, links, initializer choices by plugin
+name and settings, input spec, format version), ``params.npz`` (every materialized parameter by
+its full Gluon name) and ``input.npy`` (the input batch). Plain ``.json`` files hold a model
+without values (the shipped examples).
+
+Loading never executes code: JSON for structure, ``allow_pickle=False`` for arrays. Everything is
+read and checked into a fresh :class:`Document` before the caller swaps it in, so a corrupt,
+truncated or future-version file leaves the current work untouched. Saves are atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from app.engine.fileio import atomic_write
+
+from .model import Document, DocumentError
+
+__all__ = ["save", "load", "FileFormatError", "EXTENSION"]
+
+EXTENSION = ".paramlab"
+_MAX_MEMBER = 4 << 30
+
+
+class FileFormatError(DocumentError):
+    """A file that cannot be opened; the message names the file and the reason."""
+
+
+def save(doc: Document, path) -> None:
+    """Write ``doc`` to ``path`` (a ``.paramlab`` zip, or a ``.json`` model without values)."""
+    path = os.fspath(path)
+    spec = doc.to_spec()
+    spec["param_states"] = {name: p.state for name, p in doc.params().items()}
+    if path.lower().endswith(".json"):
+        text = json.dumps(spec, indent=2)
+        atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+        return
+    arrays = {name: np.ascontiguousarray(p.data()._data)
+              for name, p in doc.params().items() if p.state == "initialized"}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    xbuf = io.BytesIO()
+    np.save(xbuf, doc.x.asnumpy(), allow_pickle=False)
+
+    def write(fh):
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("model.json", json.dumps(spec, indent=2))
+            zf.writestr("params.npz", buf.getvalue())
+            zf.writestr("input.npy", xbuf.getvalue())
+    atomic_write(path, write)
+
+
+def load(path, host=None, memory_limit=None) -> Document:
+    """A new Document read from ``path``; raises :class:`FileFormatError` saying what is wrong."""
+    path = os.fspath(path)
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        raise FileFormatError(f"Cannot open '{name}': no such file.")
+    arrays, x = {}, None
+    try:
+        if path.lower().endswith(".json"):
+            with open(path, encoding="utf-8") as fh:
+                spec = json.load(fh)
+        else:
+            with zipfile.ZipFile(path) as zf:
+                members = set(zf.namelist())
+                if "model.json" not in members:
+                    raise FileFormatError(f"Cannot open '{name}': it has no model.json, so it "
+                                          "is not a ParamLab file.")
+                for info in zf.infolist():
+                    if info.file_size > _MAX_MEMBER:
+                        raise FileFormatError(f"Cannot open '{name}': member {info.filename} "
+                                              "is implausibly large.")
+                spec = json.loads(zf.read("model.json").decode("utf-8"))
+                if "params.npz" in members:
+                    with np.load(io.BytesIO(zf.read("params.npz")), allow_pickle=False) as npz:
+                        arrays = {k: npz[k] for k in npz.files}
+                if "input.npy" in members:
+                    x = np.load(io.BytesIO(zf.read("input.npy")), allow_pickle=False)
+    except FileFormatError:
+        raise
+    except zipfile.BadZipFile as err:
+        raise FileFormatError(f"Cannot open '{name}': it is not a ParamLab file or it is "
+                              f"damaged (truncated?): {err}.") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FileFormatError(f"Cannot open '{name}': its model description is not valid JSON "
+                              f"({err}).") from err
+    except (ValueError, OSError, EOFError, KeyError, zipfile.LargeZipFile) as err:
+        raise FileFormatError(f"Cannot open '{name}': it is damaged ({type(err).__name__}: "
+                              f"{err}).") from err
+
+    doc = Document(host=host) if memory_limit is None else Document(host, memory_limit)
+    try:
+        doc.load_spec(spec)
+    except DocumentError as err:
+        raise FileFormatError(f"Cannot open '{name}': {err}") from err
+    _apply_values(doc, spec, arrays, x, name)
+    doc.path = path
+    doc.dirty = False
+    doc.info(f"opened {path}")
+    return doc
+
+
+def _apply_values(doc, spec, arrays, x, name):
+    params = doc.params()
+    states = spec.get("param_states") or {}
+    if not isinstance(states, dict):
+        raise FileFormatError(f"Cannot open '{name}': 'param_states' must be a mapping.")
+    unknown = sorted(set(arrays) - set(params.keys()))
+    if unknown:
+        raise FileFormatError(f"Cannot open '{name}': its values name parameters the model does "
+                              f"not have: {', '.join(unknown)}.")
+    for key, arr in arrays.items():
+        p = params[key]
+        if arr.dtype.kind not in "fiu":
+            raise FileFormatError(f"Cannot open '{name}': values of {key} are not numbers.")
+        if len(arr.shape) != len(p.shape) or any(s not in (0, d) for s, d in
+                                                   zip(p.shape, arr.shape)):
+            raise FileFormatError(f"Cannot open '{name}': {key} has shape {arr.shape} in the "
+                                  f"file but the model gives it {p.shape}.")
+    if x is not None:
+        if tuple(x.shape) != tuple(doc.input.shape) or x.dtype.kind not in "fiu":
+            raise FileFormatError(f"Cannot open '{name}': its input has shape {x.shape}, but "
+                                  f"the model's input is {tuple(doc.input.shape)}.")
+    deferred = [n for n, st in states.items() if st == "deferred" and n in params]
+    for key, arr in arrays.items():
+        p = params[key]
+        p._load_init(arr.astype(np.dtype(p.dtype), copy=False))
+    if deferred:
+        # Deferred parameters get their pending initializer back; no random draw happens.
+        try:
+            doc.initialize(only=set(deferred))
+        except DocumentError as err:
+            doc.warning(f"{name}: {len(deferred)} parameter(s) were waiting for their first "
+                        f"forward but cannot be set up again ({err}); they are uninitialized. "
+                        "Initialize again.")
+    if x is not None:
+        doc.x[:] = x
