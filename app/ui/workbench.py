@@ -1,0 +1,141 @@
+"""The Workbench: the one object every panel talks to.
+
+It owns the current :class:`~app.document.Document`, the plugin host and the ``QUndoStack``, and
+re-emits the document's notifications as Qt signals. Every gesture goes through :meth:`run`,
+which calls a document method and, when it succeeded, pushes a :class:`DocCommand` holding the
+states before and after — so undo/redo covers structure edits and parameter values alike, and
+views only ever re-render from the model when ``changed`` fires.
+
+Signals:
+- ``changed(str)``: what changed: 'structure', 'params', 'inits', 'input', 'file' (and
+  'document' when a new document replaced the old one);
+- ``logged(object)``: a :class:`~app.document.LogEntry`;
+- ``selection_changed(object)``: ``('layer', uid)``, ``('param', name)``, ``('init', 'global')``
+  or ``None``;
+- ``failed(str)``: a gesture was refused; the message says why (also logged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from app.document import Document, DocumentError, MemoryLimitError
+
+__all__ = ["Workbench", "DocCommand"]
+
+
+class DocCommand(QUndoCommand):
+    """An undoable gesture: the document's state before and after it (a memento pair)."""
+
+    def __init__(self, workbench: Workbench, text: str, before, after):
+        super().__init__(text)
+        self._wb = workbench
+        self._before = before
+        self._after = after
+        self._first = True
+
+    def redo(self):
+        if self._first:          # the gesture already ran in Workbench.run
+            self._first = False
+            return
+        self._wb.doc.restore(self._after)
+
+    def undo(self):
+        self._wb.doc.restore(self._before)
+
+
+class Workbench(QObject):
+    changed = Signal(str)
+    logged = Signal(object)
+    selection_changed = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, host=None, doc: Document | None = None, parent=None):
+        super().__init__(parent)
+        self.host = host
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.setObjectName("undoStack")
+        self._selection = None
+        self.doc: Document | None = None
+        # Asked when an edit would exceed the memory limit; the window shows a question.
+        self.confirm_large: Callable[[str], bool] = lambda message: False
+        self.set_document(doc if doc is not None else Document(host=host))
+
+    # ----------------------------------------------------------------- document
+    def set_document(self, doc: Document) -> None:
+        """Make ``doc`` the current document (after New/Open/Restore); clears undo history."""
+        if self.doc is not None:
+            self.doc.changed.disconnect(self._on_doc_changed)
+            self.doc.logged.disconnect(self._on_doc_logged)
+        self.doc = doc
+        doc.host = self.host if doc.host is None else doc.host
+        doc.changed.connect(self._on_doc_changed)
+        doc.logged.connect(self._on_doc_logged)
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self._selection = None
+        self.changed.emit("document")
+        self.selection_changed.emit(None)
+
+    def _on_doc_changed(self, what: str) -> None:
+        self.changed.emit(what)
+
+    def _on_doc_logged(self, entry) -> None:
+        self.logged.emit(entry)
+
+    # ----------------------------------------------------------------- gestures
+    def run(self, text: str, fn: Callable[[Document], object]):
+        """Run ``fn(doc)`` as one undoable step named ``text``.
+
+        Returns ``(True, result)``; when the document refuses (``DocumentError``) nothing is
+        pushed, the reason is logged and emitted on ``failed``, and ``(False, message)`` is
+        returned. An edit over the memory limit asks ``confirm_large`` first."""
+        doc = self.doc
+        before = doc.capture()
+        try:
+            try:
+                result = fn(doc)
+            except MemoryLimitError as err:
+                if not self.confirm_large(str(err)):
+                    raise
+                limit = doc.memory_limit
+                doc.memory_limit = max(limit, err.nbytes + 1)
+                try:
+                    result = fn(doc)
+                finally:
+                    doc.memory_limit = limit
+        except DocumentError as err:
+            message = str(err)
+            if not doc.log_entries or doc.log_entries[-1].message.find(message) < 0:
+                doc.error(f"{text}: {message}")
+            self.failed.emit(message)
+            return False, message
+        self.push_captured(text, before, doc.capture())
+        return True, result
+
+    def push_captured(self, text: str, before, after) -> None:
+        """Record a change that already happened (e.g. from the console) as one undo step."""
+        self.undo_stack.push(DocCommand(self, text, before, after))
+
+    # ----------------------------------------------------------------- selection
+    @property
+    def selection(self):
+        return self._selection
+
+    def select(self, selection) -> None:
+        if selection != self._selection:
+            self._selection = selection
+            self.selection_changed.emit(selection)
+
+    def selected_layer(self) -> str | None:
+        sel = self._selection
+        if sel and sel[0] == "layer":
+            try:
+                self.doc.layer(sel[1])
+            except DocumentError:
+                return None
+            return sel[1]
+        return None
