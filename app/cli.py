@@ -56,6 +56,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         settings = ", ".join(
             f"{s.name}: {s.type_name}{'' if s.required else ' = ' + repr(s.default)}"
             + (f" {{{'|'.join(map(str, s.choices))}}}" if s.choices else "")
+            + (f" in {s.range.describe()}" if s.range is not None else "")
             for s in info.settings) or "no settings"
         data = "  [needs a data batch]" if info.needs_data else ""
         print(f"  {info.name:<16} {info.origin}{data}")

@@ -52,13 +52,24 @@ class LSUV(init.DataDependentInitializer):
         return nd.FullyConnected(x, layer.weight.data(), bias, no_bias=bias is None,
                                  flatten=getattr(layer, "_flatten", True))
 
+    def _variance(self, layer, x) -> float:
+        with np.errstate(invalid="ignore", over="ignore"):
+            var = float(np.var(self._pre_activation(layer, x).asnumpy()))
+        if not np.isfinite(var):
+            # A NaN/Inf in the batch (or an overflow) would otherwise skip the calibration
+            # silently and leave a layer at its orthogonal start.
+            raise ValueError(f"LSUV: the output of layer {layer.name} has variance {var} on the "
+                             "data batch: the batch (or an earlier layer) holds NaN or infinite "
+                             "values, so the layer cannot be calibrated")
+        return var
+
     def _calibrate_dense(self, layer, x):
         w = layer.weight.data()
-        first = var = float(np.var(self._pre_activation(layer, x).asnumpy()))
+        first = var = self._variance(layer, x)
         passes = 0
         while passes < self.max_iter and var > 0 and abs(var - self.target_var) > self.tol:
             w[:] = w.asnumpy() / np.sqrt(var / self.target_var)
-            var = float(np.var(self._pre_activation(layer, x).asnumpy()))
+            var = self._variance(layer, x)
             passes += 1
         self.report.append((layer.name, first, var, passes))
 

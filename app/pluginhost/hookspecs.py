@@ -64,7 +64,10 @@ def paramlab_register_initializers(register) -> None:
       the values the initializer draws for an array of ``shape`` at the points ``x`` (a NumPy
       array); the parameter panels draw it over the histogram.
 
-    ``register`` validates what it is given and raises ``TypeError``/``ValueError`` with the
-    reason; an exception escaping this hook is reported as a failure of the plugin, and nothing
-    that plugin registered is kept.
+    ``register`` records what it is given; when the hook returns, each registration is checked
+    (an Initializer subclass that implements ``_init_weight``, a usable name, settings whose
+    defaults validate) and one that fails is reported as a failure of the plugin, with the
+    reason and what to do, while its other registrations are kept. An exception escaping this
+    hook (including a ``TypeError`` from calling ``register`` with an unknown keyword) is
+    reported as a failure of the plugin, and nothing that plugin registered is kept.
     """

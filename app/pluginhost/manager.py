@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib.metadata
+import importlib.util
 import inspect
 import os
 import re
@@ -35,6 +36,9 @@ __all__ = ["PluginHost", "InitializerInfo", "PluginFailure", "default_plugin_dir
 
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith(PROJECT + "_"))
 _MODULE_PREFIX = "_paramlab_plugin_"
+# What a plugin's code may raise without taking the app down: any Exception, and SystemExit (a
+# plugin calling sys.exit() or exit()). KeyboardInterrupt still stops the app.
+_PLUGIN_ERRORS = (Exception, SystemExit)
 
 
 def repo_plugin_dir() -> Path:
@@ -163,7 +167,7 @@ class PluginHost:
         values = validate(list(info.settings), settings, f"initializer '{name}'")
         try:
             return info.cls(**values)
-        except Exception as err:  # noqa: BLE001 - a plugin's constructor may raise anything
+        except _PLUGIN_ERRORS as err:  # noqa: BLE001 - a plugin's constructor may raise anything
             raise SettingsError(f"initializer '{name}' rejected its settings {values}: "
                                 f"{type(err).__name__}: {err}") from err
 
@@ -237,13 +241,15 @@ class PluginHost:
             except ImportError as err:
                 self._fail(origin, "import error", _import_message(err), _format_exc(err))
                 continue
-            except Exception as err:  # noqa: BLE001
+            except _PLUGIN_ERRORS as err:  # noqa: BLE001
                 self._fail(origin, "load error",
                            f"loading entry point {ep.name} = {ep.value} raised "
                            f"{type(err).__name__}: {err}. Fix the module, or uninstall the "
                            "distribution.", _format_exc(err))
                 continue
-            self._add_plugin(obj, f"entrypoint:{ep.name}", origin)
+            # Two distributions may both call their entry point "plugin": name by both.
+            dist_name = dist.name if dist else "?"
+            self._add_plugin(obj, f"entrypoint:{dist_name}:{ep.name}", origin)
 
     def _load_dir(self, directory: Path, seen: set):
         explicit = directory in self._extra_dirs or directory in env_plugin_dirs()
@@ -283,7 +289,7 @@ class PluginHost:
             sys.modules.pop(modname, None)
             self._fail(path, "import error", _import_message(err), _format_exc(err))
             return None
-        except Exception as err:  # noqa: BLE001 - any error in a plugin is the plugin's
+        except _PLUGIN_ERRORS as err:  # noqa: BLE001 - any error in a plugin is the plugin's
             sys.modules.pop(modname, None)
             line = _last_line_in(err, str(path))
             where = f" at line {line}" if line else ""
@@ -321,7 +327,7 @@ class PluginHost:
             try:
                 kwargs = {"register": register} if "register" in impl.argnames else {}
                 impl.function(**kwargs)
-            except Exception as err:  # noqa: BLE001
+            except _PLUGIN_ERRORS as err:  # noqa: BLE001
                 line = _last_line_in(err, origin)
                 where = f" at line {line}" if line else ""
                 self._fail(origin, "hook raised",
@@ -340,11 +346,20 @@ class PluginHost:
         for attr, value in vars(obj).items():
             if not attr.startswith(PROJECT + "_") or not callable(value):
                 continue
-            if attr in HOOK_NAMES and not hasattr(value, marker):
+            if hasattr(value, marker):
+                continue        # marked: pluggy validates it (check_pending catches a typo)
+            if attr in HOOK_NAMES:
                 self._fail(origin, "unmarked hook",
                            f"function {attr} is not decorated with @hookimpl, so ParamLab "
                            "never calls it: add `from app.pluginhost import hookimpl` and "
                            "`@hookimpl` above it.")
+            elif getattr(value, "__module__", None) == obj.__name__:
+                # A function of the plugin in the hooks' namespace that is no hook: a misspelled
+                # hook that was not marked either, which pluggy would silently ignore.
+                hint = _did_you_mean(f"unknown hook '{attr}'")
+                self._fail(origin, "unknown hook",
+                           f"function {attr} is not one of ParamLab's hooks, so ParamLab never "
+                           f"calls it. {hint}")
 
     def _register_one(self, origin, plugin, cls, name, label, category, settings):
         if not _is_initializer_class(cls):
@@ -353,6 +368,12 @@ class PluginHost:
                        f"register() was given {what}, which is not a subclass of "
                        "app.engine.init.Initializer: subclass it and implement "
                        "_init_weight(name, arr).")
+            return
+        if getattr(cls, "_init_weight", None) is _init.Initializer._init_weight:
+            self._fail(origin, "not an initializer",
+                       f"register() was given {cls.__name__}, which does not implement "
+                       "_init_weight(name, arr): Gluon's initialize only ever calls "
+                       "_init_weight (never _init_bias), so implement it to fill arr in place.")
             return
         name = str(name) if name else cls.__name__.lower()
         if not re.fullmatch(r"[A-Za-z_][\w.@-]*", name):
@@ -377,12 +398,14 @@ class PluginHost:
                     "every keyword of __init__ a default value")
             defaults = validate(found, {s.name: s.default for s in found}, cls.__name__)
         except SettingsError as err:
-            self._fail(origin, "invalid defaults", f"{cls.__name__}: {err}.", _format_exc(err),
+            self._fail(origin, "invalid defaults",
+                       f"{cls.__name__}: {err}. Fix __init__'s signature (annotations and "
+                       "defaults), then reload plugins.", _format_exc(err),
                        (name,))
             return
         try:
             cls(**defaults)
-        except Exception as err:  # noqa: BLE001
+        except _PLUGIN_ERRORS as err:  # noqa: BLE001
             self._fail(origin, "invalid defaults",
                        f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in defaults.items())}) "
                        f"raised {type(err).__name__}: {err}. Its defaults must construct a "
@@ -423,10 +446,24 @@ def _syntax_message(err: SyntaxError) -> str:
 
 def _import_message(err: ImportError) -> str:
     if isinstance(err, ModuleNotFoundError) and err.name:
+        top = err.name.split(".")[0]
+        if top != err.name and _importable(top):
+            # The package is there; the submodule is not (a typo, or an attribute such as
+            # app.engine.init imported as if it were a module): pip would not help.
+            return (f"it imports '{err.name}', which does not exist although the package "
+                    f"'{top}' is installed: check the spelling (an attribute is imported with "
+                    f"`from {err.name.rsplit('.', 1)[0]} import {err.name.rsplit('.', 1)[1]}`), "
+                    "then reload plugins.")
         return (f"it imports '{err.name}', which is not installed: install it "
-                f"(pip install {err.name.split('.')[0]}) or remove the import, then reload "
-                "plugins.")
+                f"(pip install {top}) or remove the import, then reload plugins.")
     return f"{err}. Fix the import, then reload plugins."
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _last_line_in(err: BaseException, filename: str):

@@ -10,6 +10,7 @@ command line (``NAME:key=value``) and ``PluginHost.create``.
 from __future__ import annotations
 
 import inspect
+import numbers
 import typing
 from dataclasses import dataclass, field
 
@@ -114,6 +115,10 @@ def settings_of(cls) -> list[Setting]:
             continue
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
+        if p.kind is p.POSITIONAL_ONLY:
+            raise SettingsError(
+                f"setting '{name}' of {cls.__name__} is positional-only: a form passes settings "
+                "by keyword, so remove the '/' from __init__'s signature")
         default = REQUIRED if p.default is p.empty else p.default
         annotation = hints.get(name, p.annotation)
         if annotation is p.empty:
@@ -128,6 +133,9 @@ def settings_of(cls) -> list[Setting]:
             raise SettingsError(
                 f"setting '{name}' of {cls.__name__} has type {annotation!r}, which a form "
                 "cannot offer: use int, float, bool, str or Literal[...]")
+        if base is float and isinstance(default, numbers.Integral) and \
+                not isinstance(default, bool):
+            default = float(default)        # `magnitude: float = 3` starts the form at 3.0
         out.append(Setting(name, base, default, choices, rng))
     return out
 
@@ -135,23 +143,28 @@ def settings_of(cls) -> list[Setting]:
 def _check_one(s: Setting, value, owner: str):
     where = f"setting '{s.name}' of {owner}"
     if s.choices:
-        if value not in s.choices:
-            raise SettingsError(f"{where} must be {s.allowed()}, got {value!r}")
-        return value
+        # Same type as well as equal: True == 1 and 2.0 == 2, but neither is the choice 1 or 2.
+        for choice in s.choices:
+            if isinstance(value, type(choice)) and \
+                    isinstance(value, bool) == isinstance(choice, bool) and value == choice:
+                return choice
+        raise SettingsError(f"{where} must be {s.allowed()}, got {value!r}")
     if s.type is bool:
         if not isinstance(value, bool):
             raise SettingsError(f"{where} must be true or false, got {value!r}")
         return value
     if s.type is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise SettingsError(f"{where} must be a whole number, got {value!r}")
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)              # NumPy integers too
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+                float(value).is_integer():
+            value = int(value)
+        else:
+            raise SettingsError(f"{where} must be a whole number, got {value!r}")
     elif s.type is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise SettingsError(f"{where} must be a number, got {value!r}")
-        value = float(value)
+        value = float(value)                # NumPy floats too
         if value != value or value in (float("inf"), float("-inf")):
             raise SettingsError(f"{where} must be a finite number, got {value!r}")
     elif s.type is str:

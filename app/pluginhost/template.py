@@ -42,7 +42,7 @@ class {class_name}(init.Initializer):
 @hookimpl
 def paramlab_register_initializers(register):
     # name defaults to the class name lower-cased: "{default_name}".
-    register({class_name}, label="{label}", category="My plugins")
+    register({class_name}, label={label}, category="My plugins")
 '''
 
 
@@ -68,4 +68,5 @@ def module_name_for(name: str) -> str:
 
 def render(name: str) -> str:
     cls = class_name_for(name)
-    return TEMPLATE.format(class_name=cls, default_name=cls.lower(), label=name)
+    # repr(): a name with quotes or backslashes must still give a valid Python string.
+    return TEMPLATE.format(class_name=cls, default_name=cls.lower(), label=repr(name))

@@ -216,8 +216,12 @@ class Block:
                                        cast_dtype=cast_dtype, dtype_source=dtype_source)
             return
         if not allow_missing:
-            for name in params:
-                assert name in loaded, \
+            # A shared parameter is saved once with deduplicate=True: any of its names will do.
+            aliases = {}
+            for name, param in params.items():
+                aliases.setdefault(id(param), []).append(name)
+            for name, param in params.items():
+                assert any(alias in loaded for alias in aliases[id(param)]), \
                     (f"Parameter '{name}' is missing in file '{filename}', which contains "
                      f"parameters: {_brief_print_list(loaded.keys())}. Set allow_missing=True "
                      "to ignore missing parameters.")

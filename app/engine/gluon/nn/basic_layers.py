@@ -151,7 +151,7 @@ class Dense(HybridBlock):
             if wd.shape[0] != in_dim:
                 raise MXNetError(
                     f"Shape inconsistent, Provided = [{','.join(str(s) for s in wd.shape)}], "
-                    f"inferred shape=({in_dim}, {wd.shape[1]}): layer {self.name} is tied to "
+                    f"inferred shape=({in_dim},{wd.shape[1]}): layer {self.name} is tied to "
                     f"{weight.name} transposed and expects inputs with {wd.shape[0]} features "
                     f"but got {in_dim} (input shape {xd.shape}).")
             return self._tied_forward(x, w, bias)
