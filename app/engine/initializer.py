@@ -543,10 +543,18 @@ def initialize_with_data(net, initializer, batch, force_reinit=True):  # noqa: F
                 raise ValueError(f"Initializer {type(initializer).__name__} produced NaN or "
                                  f"infinite values in Parameter '{p.name}'. No parameter was "
                                  "changed.")
-    except BaseException:
+    except BaseException as err:
         for (p, st), arr in zip(saved, copies):
             p._restore_state(st)
             if arr is not None and p._data is not None:
                 p._data._data[...] = arr
         _rng.setstate(state)
-        raise
+        if not isinstance(err, Exception) or type(initializer).__name__ in str(err):
+            raise
+        msg = (f"{err}\n(while initializing with {type(initializer).__name__} on a batch of "
+               f"shape {tuple(batch.shape)}; no parameter was changed)")
+        try:
+            new = type(err)(msg)
+        except Exception:  # noqa: BLE001 - exotic exception signature
+            raise err from None
+        raise new.with_traceback(err.__traceback__) from err
