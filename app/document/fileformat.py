@@ -100,6 +100,8 @@ def load(path, host=None, memory_limit=None) -> Document:
     except DocumentError as err:
         raise FileFormatError(f"Cannot open '{name}': {err}") from err
     _apply_values(doc, spec, arrays, x, name)
+    doc.history.clear()
+    doc.record_snapshot(f"load {name}")
     doc.path = path
     doc.dirty = False
     doc.info(f"opened {path}")

@@ -34,6 +34,7 @@ from app.pluginhost.settings import SettingsError
 
 from . import layers as L
 from .signals import Signal
+from .snapshots import SnapshotHistory
 
 __all__ = ["Document", "DocumentError", "LayerSpec", "Link", "InitChoice", "InputSpec",
            "LogEntry", "ParamRow", "DocState", "MemoryLimitError", "NET_PREFIX"]
@@ -216,9 +217,13 @@ class DocState:
 class Document:
     """See the module docstring. ``host`` resolves initializer names (a PluginHost)."""
 
-    def __init__(self, host=None, memory_limit: int = 2 << 30):
+    def __init__(self, host=None, memory_limit: int = 2 << 30, snapshot_budget: int = 1 << 30):
         self.host = host
         self.memory_limit = memory_limit
+        self.history = SnapshotHistory(snapshot_budget)
+        self.training = {"optimizer": "sgd", "learning_rate": 0.1, "batch_size": 0}
+        self._trainer = None
+        self._contributions: dict = {}
         self.changed = Signal()
         self.logged = Signal()
         self.changed.on_error = self._view_error
@@ -623,6 +628,8 @@ class Document:
                                            force_reinit=force_reinit)
             else:
                 initialize_group(items, force_reinit=force_reinit)
+        self._trainer = None
+        self.record_snapshot("force re-initialize" if force_reinit else "initialize")
         self._touch("params")
         states = [p.state for p in self.params().values()]
         self.info(f"initialized{' (forced)' if force_reinit else ''}: "
@@ -631,10 +638,13 @@ class Document:
 
     def forward(self):
         """Run ``net(x)``: the first forward resolves deferred shapes and initializes them."""
+        deferred = [n for n, p in self.params().items() if p.state == "deferred"]
         with self._engine("forward"):
             with autograd.predict_mode():
                 out = self.net(self.x)
         self.output = out.asnumpy()
+        resolved = [n for n in deferred if self.params()[n].state == "initialized"]
+        self.record_snapshot("forward: deferred shapes resolved" if resolved else "forward")
         self._touch("params")
         self.info(f"forward: input {L.format_shape(self.x.shape)} → output "
                   f"{L.format_shape(out.shape)}")
@@ -655,6 +665,7 @@ class Document:
                                 "first, then set its values")
         with self._engine("set_data"):
             p.set_data(nd.array(arr, dtype=np.dtype(p.dtype)))
+        self.record_snapshot(f"set_data {name}")
         self._touch("params")
         self.info(f"set_data on {name}")
 
@@ -666,13 +677,104 @@ class Document:
         self._make_input(reseed=True)
         self._touch("input")
 
+    def backward(self):
+        """Record a forward of ``x`` and back-propagate from the raw output (the chapter's
+        ``y.backward()``: a head gradient of ones). Shared parameters get the sum of their uses'
+        gradients; each use's contribution is kept for the panels."""
+        with self._engine("backward"):
+            with autograd.record_contributions() as rc:
+                with autograd.record():
+                    y = self.net(self.x)
+                y.backward()
+        self.output = y.asnumpy()
+        by_array = rc.by_array
+        self._contributions = {name: by_array[p._data] for name, p in self.params().items()
+                               if p._data is not None and p._data in by_array}
+        self.record_snapshot("backward")
+        self._touch("params")
+        self.info("backward: gradients of sum(output) computed"
+                  + (f"; {len(self._contributions)} shared parameter(s) summed over their uses"
+                     if self._contributions else ""))
+        return y
+
+    def trainer(self):
+        """The Trainer for Step (created on first use; reset when parameters are replaced)."""
+        if self._trainer is None:
+            from app.engine import gluon
+            opts = {k: v for k, v in self.training.items() if k not in ("optimizer", "batch_size")}
+            with self._engine("trainer"):
+                self._trainer = gluon.Trainer(self.params(), self.training["optimizer"], opts)
+        return self._trainer
+
+    def step(self, batch_size: int | None = None):
+        """One optimizer step with the current gradients (``trainer.step(batch_size)``, batch size
+        defaulting to the input's first dimension)."""
+        bs = batch_size or self.training.get("batch_size") or int(self.x.shape[0])
+        trainer = self.trainer()
+        with self._engine("step"):
+            trainer.step(bs)
+        self.record_snapshot("step")
+        self._touch("params")
+        self.info(f"step: {self.training['optimizer']}, learning rate "
+                  f"{trainer.learning_rate:g}, batch size {bs}")
+
+    def preview_step(self, batch_size: int | None = None) -> dict:
+        """What one step would change, without changing anything: name → (before, after)."""
+        state = self.capture()
+        trainer_state = self._trainer_state()
+        before = {n: p.data().asnumpy() for n, p in self.params().items()
+                  if p.state == "initialized"}
+        history_len = len(self.history.snapshots)
+        try:
+            bs = batch_size or self.training.get("batch_size") or int(self.x.shape[0])
+            with self._engine("step preview"):
+                self.trainer().step(bs)
+            after = {n: p.data().asnumpy() for n, p in self.params().items() if n in before}
+        finally:
+            self._restore_quiet(state)
+            self._set_trainer_state(trainer_state)
+            del self.history.snapshots[history_len:]
+        return {n: (before[n], after[n]) for n in before}
+
+    def _trainer_state(self):
+        if self._trainer is None:
+            return None
+        import copy as _copy
+        t = self._trainer
+        return (t, _copy.deepcopy(t._states), dict(t.optimizer._index_update_count),
+                t.optimizer.num_update)
+
+    def _set_trainer_state(self, saved):
+        if saved is None:
+            self._trainer = None
+            return
+        t, states, counts, num = saved
+        self._trainer = t
+        t._states = states
+        t.optimizer._index_update_count = counts
+        t.optimizer.num_update = num
+
+    def _restore_quiet(self, state):
+        params = self.params()
+        for name, p in params.items():
+            snap = state.params.get(name)
+            if snap is not None:
+                p.restore(snap)
+        _rng.setstate(state.rng)
+
+    def record_snapshot(self, label: str):
+        """Add a labelled snapshot of every parameter to the timeline."""
+        users = {n: tuple(u) for n, u in self._param_users.items()}
+        contrib = {n: c for n, c in self._contributions.items()} if label == "backward" else {}
+        return self.history.record(label, self.params(), users=users, contributions=contrib)
+
     # ================================================================= undo mementos
     def capture(self) -> DocState:
         return DocState(self.to_spec(), {n: p.snapshot() for n, p in self.params().items()},
                         _rng.getstate(), None if self.x is None else self.x.asnumpy(),
                         None if self.output is None else self.output.copy())
 
-    def restore(self, state: DocState) -> None:
+    def restore(self, state: DocState, label: str = "restore") -> None:
         if state.spec != self.to_spec():
             self._load_spec(state.spec)
             self._rebuild(reseed=False)
@@ -688,6 +790,8 @@ class Document:
             else:
                 self.x = nd.array(state.x)
         self.output = None if state.output is None else state.output.copy()
+        self._trainer = None
+        self.record_snapshot(label)
         self._touch("structure")
 
     # ================================================================= serialization

@@ -26,6 +26,33 @@ __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_
            "set_recording", "set_training", "backward", "mark_variables"]
 
 
+class _Contrib(threading.local):
+    active = None
+
+
+_contrib = _Contrib()
+
+
+class record_contributions:  # noqa: N801 - used like the other scopes
+    """Within this scope, ``backward`` also keeps each use's gradient contribution to every
+    variable used more than once (a shared parameter): ``{array: [contribution, ...]}`` in the
+    order of the forward pass; their sum is the gradient written to the buffer."""
+
+    def __init__(self):
+        self.by_array: dict = {}
+
+    def __enter__(self):
+        self._prev = _contrib.active
+        _contrib.active = self._raw = {}
+        return self
+
+    def __exit__(self, *exc):
+        _contrib.active = self._prev
+        self.by_array = {arr: [g for _seq, g in sorted(items, key=lambda t: t[0])]
+                         for arr, items in self._raw.items() if len(items) > 1}
+        return False
+
+
 class _State(threading.local):
     recording = False
     training = False
@@ -190,6 +217,11 @@ def _run_backward(grads: dict, retain_graph: bool, train_mode: bool):  # noqa: F
             if p is None:
                 continue
             if p.backward is None:
+                if p.array is None and p.seq > node.seq:
+                    # An operation freed by a backward without retain_graph AFTER this one was
+                    # recorded: the gradient would silently stop there. (Freed before: it was
+                    # a constant when recorded, as in MXNet.)
+                    raise MXNetError(_NOT_IN_GRAPH)
                 leaf_uses[p] = leaf_uses.get(p, 0) + 1
             elif p not in seen:
                 seen.add(p)
@@ -219,11 +251,14 @@ def _run_backward(grads: dict, retain_graph: bool, train_mode: bool):  # noqa: F
             if r is buf:
                 p.array._fresh_grad = True
                 continue
+            if _contrib.active is not None and p.backward is None and p.array is not None:
+                _contrib.active.setdefault(p.array, []).append((node.seq, np.array(r)))
             prev = grads.get(p)
             grads[p] = r if prev is None else prev + r
         if not retain_graph:
             node.backward = None
             node.parents = ()
+            node.seq = next(_counter)       # when it was freed (see above)
     for leaf, g in grads.items():
         if leaf.backward is None and leaf.array is not None:
             leaf.array._write_grad(g)

@@ -41,10 +41,10 @@ class DocCommand(QUndoCommand):
         if self._first:          # the gesture already ran in Workbench.run
             self._first = False
             return
-        self._wb.doc.restore(self._after)
+        self._wb.doc.restore(self._after, f"redo: {self.text()}")
 
     def undo(self):
-        self._wb.doc.restore(self._before)
+        self._wb.doc.restore(self._before, f"undo: {self.text()}")
 
 
 class Workbench(QObject):
