@@ -388,7 +388,10 @@ class Document:
     def add_layer(self, kind: str, settings: dict | None = None, index: int | None = None,
                   confirm_large: bool = False) -> str:  # noqa: FBT001
         """Insert a layer (at the end by default); returns its uid."""
-        k = L.kind(kind)
+        try:
+            k = L.kind(kind)
+        except SettingsError as err:
+            raise DocumentError(str(err)) from None
         values = self._validated(k, {**k.defaults(), **(settings or {})})
         spec = LayerSpec(self.new_uid(), kind, values)
         layers = list(self.layers)
