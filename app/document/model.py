@@ -353,6 +353,24 @@ class Document:
             return spec.init.describe(), "layer", self.missing_reason(spec.init)
         return self.global_init.describe(), "global", self.missing_reason(self.global_init)
 
+    def initializer_for(self, name: str):
+        """The initializer object that fills parameter ``name`` under the current choices
+        (None when its choice cannot be created, e.g. a missing plugin)."""
+        uid, role = self._param_keys[name]
+        spec = self.layer(uid)
+        p = self.params()[name]
+        try:
+            explicit = spec.param_inits.get(role)
+            if explicit is not None:
+                return self._make(explicit)
+            if p.init is not None:
+                return _init.create(p.init)
+            if spec.init is not None:
+                return self._make(spec.init)
+            return self._make(self.global_init)
+        except (DocumentError, AssertionError, TypeError, ValueError):
+            return None
+
     def param_rows(self) -> list[ParamRow]:
         rows = []
         for name, p in self.params().items():
