@@ -475,7 +475,8 @@ def _result(data, inputs, rule):
     """Wrap ``data`` and, when recording and some input needs a gradient, attach ``rule``.
 
     (A parent whose graph was already freed by a backward takes no more gradient: its
-    contributions are dropped, as it has neither a rule nor a buffer.)"""
+    contributions are dropped, as it has neither a rule nor a buffer. A backward through this
+    node after its parent is freed raises instead: see ``autograd._run_backward``.)"""
     out = _NEW(NDArray)
     out._data = data
     out._node = None
@@ -837,9 +838,9 @@ def _minmax(fn, data, axis, keepdims):
     out = _finish_reduce(out, keepdims, axis is None)
 
     def rule(g, bufs):
-        mask = (a == red)
-        gk = g.reshape(red.shape)
-        return (gk * mask / mask.sum(axis=axes, keepdims=True).astype(a.dtype),)
+        # MXNet's _backward_max/_backward_min: ograd · (data == out), so each tied element
+        # receives the whole gradient (it is not split among the ties)
+        return (g.reshape(red.shape) * (a == red),)
     return _result(out, (data,), rule)
 
 
