@@ -11,7 +11,7 @@ import numpy as np
 
 __all__ = ["display_matrix", "pool_maxabs", "symmetric_levels", "nonfinite_counts",
            "histogram", "Density", "theoretical_density", "ks_test", "LayerSignal",
-           "signal_propagation", "erf"]
+           "signal_propagation", "erf", "singular_values_sampled"]
 
 
 # --------------------------------------------------------------------------- heatmaps
@@ -275,3 +275,26 @@ def signal_propagation(net, x, titles=None) -> list[LayerSignal]:
             res.append(LayerSignal(i, title, float(a.mean()), float(a.std()),
                                    float(gg.mean()), float(gg.std())))
     return res
+
+
+# --------------------------------------------------------------------------- orthogonality
+def singular_values_sampled(arr, max_vectors: int = 256, seed: int = 0):
+    """Singular values of ``arr`` seen as its ``(out, rest)`` matrix, for checking an
+    Orthogonal initialization (whose singular values all equal its ``scale``).
+
+    Orthonormal rows stay orthonormal in any subset of them, so when the shorter side has more
+    than ``max_vectors`` vectors a fixed random subset of them is checked — the cost stays
+    bounded for large weights. Computed from the small Gram matrix ``S·Sᵀ`` in float64.
+    Returns ``(singular values, descending; vectors checked; vectors on the shorter side)``."""
+    m = np.asarray(arr, dtype=np.float64)
+    m = m.reshape(-1, 1) if m.ndim <= 1 else m.reshape(m.shape[0], -1)
+    if m.shape[0] > m.shape[1]:
+        m = m.T                         # columns are the orthonormal side: check those
+    k = m.shape[0]
+    if k > max_vectors:
+        pick = np.sort(np.random.default_rng(seed).choice(k, size=max_vectors, replace=False))
+        m = m[pick]
+    gram = m @ m.T
+    eig = np.linalg.eigvalsh(gram)
+    sv = np.sqrt(np.clip(eig, 0.0, None))[::-1]
+    return sv, int(m.shape[0]), int(k)
