@@ -16,5 +16,5 @@ from .base import Context, DeferredInitializationError, MXNetError, cpu, current
 nd = ndarray
 init = initializer
 
-__all__ = ["nd", "ndarray", "init", "initializer", "autograd", "gluon", "random", "optimizer",
+__all__ = ["base", "nd", "ndarray", "init", "initializer", "autograd", "gluon", "random", "optimizer",
            "cpu", "current_context", "Context", "MXNetError", "DeferredInitializationError"]

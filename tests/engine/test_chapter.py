@@ -687,7 +687,7 @@ def test_n86_n88_n89_shared_gradient_is_the_sum_of_both_uses_and_one_update(trai
     after = _arrays(out, "after_")
     p = "sequential15_"
     W, b = before[p + "dense0_weight"], before[p + "dense0_bias"]
-    w2, b2 = before[p + "dense2_weight"], before[p + "dense2_bias"]
+    w2 = before[p + "dense2_weight"]
     a = step["a"]
 
     # Hand-written NumPy backprop (float64) of y = d2(relu(d(relu(d(a))))), head gradient ones.

@@ -3,7 +3,7 @@
 from . import random
 from .io import load, save
 from .ndarray import *  # noqa: F403
-from .ndarray import NDArray, __all__ as _ops
+from .ndarray import __all__ as _ops
 
 random_uniform = random.uniform
 random_normal = random.normal

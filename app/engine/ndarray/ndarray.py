@@ -465,12 +465,6 @@ def _wrap(data):
     return out
 
 
-def _live(node):
-    if node is None or (node.backward is None and node.array is None):
-        return None
-    return node
-
-
 def _result(data, inputs, rule):
     """Wrap ``data`` and, when recording and some input needs a gradient, attach ``rule``.
 
