@@ -1,9 +1,10 @@
 """The ``paramlab`` command line.
 
-``paramlab`` with no command runs the default command, which is ``demo`` for
-now. Each command is a function ``_cmd_<name>(args) -> int`` that
-``_build_parser`` registers on a subparser, so a new command is one function
-and one ``add_parser`` call.
+``paramlab [FILE] [--plugin-dir DIR]... [--screenshot OUT.png]`` opens the window (on FILE, or
+on the chapter's example network). ``paramlab demo`` walks through the chapter headless and
+``paramlab plugins ...`` lists or creates initializer plugins. Each command is a function
+``_cmd_<name>(args) -> int`` that ``_build_parser`` registers on a subparser, so a new command
+is one function and one ``add_parser`` call; the window's options live in ``_gui_parser``.
 
 :func:`main` returns an exit code and never raises for bad arguments:
 argparse prints a usage line and the error on stderr and the code is 2.
@@ -103,11 +104,92 @@ def _cmd_plugins_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    """Render the before/after parameter heatmaps of FILE headless (see app/render.py)."""
+    from app import render  # Qt is imported only when rendering
+    return render.run(args)
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    # Qt is imported only here: `paramlab demo`, `plugins` and `--version` never load it.
+    from app.ui.app import start
+    return start(args)
+
+
+COMMANDS = ("demo", "plugins", "render")
+_GUI_OPTIONS_WITH_VALUE = ("--plugin-dir", "--screenshot")
+
+
+def _commands_epilog() -> str:
+    """The subcommands and their one-line help, for the window's ``--help``."""
+    import textwrap
+    lines = ["commands:"]
+    for action in _build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                lines += textwrap.wrap(choice.help or "", 86,
+                                       initial_indent=f"  {choice.dest:<10}",
+                                       subsequent_indent=" " * 12)
+    lines += ["", "'paramlab COMMAND --help' describes a command. PARAMLAB_SAFE_MODE=1 loads only "
+              "the", "built-in initializers."]
+    return "\n".join(lines)
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    """``paramlab [FILE] [--plugin-dir DIR]... [--screenshot OUT.png]``: the window."""
+    parser = argparse.ArgumentParser(
+        prog="paramlab",
+        usage="paramlab [-h] [--version] [FILE] [--plugin-dir DIR] [--screenshot OUT.png]\n"
+              "       paramlab COMMAND ...",
+        description="See and shape a neural network's parameters. With no command, paramlab "
+                    "opens the window on FILE\n(a .paramlab or .json model), by default on the "
+                    "chapter's network resources/examples/chapter_mlp.json.",
+        epilog=_commands_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("file", nargs="?", metavar="FILE",
+                        help="a model to open (.paramlab or .json)")
+    parser.add_argument("--plugin-dir", action="append", metavar="DIR", default=[],
+                        help="also load plugins from DIR (repeatable)")
+    parser.add_argument("--screenshot", metavar="OUT.png",
+                        help="open the window offscreen, save a PNG of it to OUT.png and exit")
+    parser.set_defaults(func=_cmd_gui)
+    return parser
+
+
+def parse_gui_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the window's options; a FILE that does not exist is a usage error (exit 2)."""
+    parser = _gui_parser()
+    args = parser.parse_args(list(argv))
+    if args.file is not None and not Path(args.file).exists():
+        parser.error(f"cannot open {args.file!r}: no such file (and not a command: "
+                     f"{', '.join(COMMANDS)})")
+    return args
+
+
+def _first_positional(argv: Sequence[str]) -> str | None:
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token == "--":
+            return None
+        if token in _GUI_OPTIONS_WITH_VALUE:
+            skip = True
+            continue
+        if token.startswith("-"):
+            continue
+        return token
+    return None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paramlab",
         description="See and shape a neural network's parameters.",
-        epilog="With no command, paramlab runs 'demo'.",
+        epilog="With no command, paramlab opens the window (see 'paramlab --help').",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -142,15 +224,34 @@ def _build_parser() -> argparse.ArgumentParser:
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
     new.set_defaults(func=_cmd_plugins_new)
 
-    parser.set_defaults(func=_cmd_demo)
+    render = commands.add_parser(
+        "render", help="render a model's before/after parameter heatmaps to PNG or SVG",
+        description="Open FILE, initialize it, run one forward pass and N × (backward + step), "
+                    "then render the heatmaps of every parameter comparing the snapshot after "
+                    "the forward (A) with the last one (B) to OUT (.png or .svg), headless.")
+    render.add_argument("file", metavar="FILE", help="a model (.paramlab or .json)")
+    render.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                        help="the picture to write (.png or .svg)")
+    render.add_argument("--init", metavar="NAME[:key=value,...]",
+                        help="the global initializer, e.g. 'xavier:magnitude=2'")
+    render.add_argument("--steps", type=int, default=0, metavar="N",
+                        help="gradient steps after the forward (default 0)")
+    render.add_argument("--plugin-dir", action="append", metavar="DIR", default=[],
+                        help="also load plugins from DIR (repeatable)")
+    render.set_defaults(func=_cmd_render)
+
+    parser.set_defaults(func=_cmd_gui)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        if _first_positional(argv) in COMMANDS:
+            args = _build_parser().parse_args(argv)
+        else:
+            args = parse_gui_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed by argparse
         code = exc.code
         if code is None:

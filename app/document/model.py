@@ -795,7 +795,8 @@ class Document:
                         _rng.getstate(), None if self.x is None else self.x.asnumpy(),
                         None if self.output is None else self.output.copy())
 
-    def restore(self, state: DocState, label: str = "restore") -> None:
+    def restore(self, state: DocState, label: str | None = "restore") -> None:
+        """Put back a :meth:`capture`; ``label`` names the snapshot it records (None: none)."""
         if state.spec != self.to_spec():
             self._load_spec(state.spec)
             self._rebuild(reseed=False)
@@ -812,8 +813,26 @@ class Document:
                 self.x = nd.array(state.x)
         self.output = None if state.output is None else state.output.copy()
         self._trainer = None
-        self.record_snapshot(label)
+        if label is not None:
+            self.record_snapshot(label)
         self._touch("structure")
+
+    def state_equals(self, state: DocState) -> bool:
+        """Whether the document is exactly as ``state`` captured it (structure and values)."""
+        if state.spec != self.to_spec():
+            return False
+        params = self.params()
+        if set(params.keys()) != set(state.params):
+            return False
+        for name, p in params.items():
+            snap = state.params[name]
+            if p.state != ("initialized" if snap.data is not None else
+                           "deferred" if snap.deferred else "uninitialized"):
+                return False
+            if snap.data is not None and not np.array_equal(p.data()._data, snap.data,
+                                                            equal_nan=True):
+                return False
+        return True
 
     # ================================================================= serialization
     def to_spec(self) -> dict:

@@ -17,6 +17,7 @@ Signals:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
@@ -32,7 +33,7 @@ class DocCommand(QUndoCommand):
 
     def __init__(self, workbench: Workbench, text: str, before, after):
         super().__init__(text)
-        self._wb = workbench
+        self._wb = weakref.ref(workbench)   # no cycle through the C++-owned command
         self._before = before
         self._after = after
         self._first = True
@@ -41,10 +42,10 @@ class DocCommand(QUndoCommand):
         if self._first:          # the gesture already ran in Workbench.run
             self._first = False
             return
-        self._wb.doc.restore(self._after, f"redo: {self.text()}")
+        self._wb().doc.restore(self._after, f"redo: {self.text()}")
 
     def undo(self):
-        self._wb.doc.restore(self._before, f"undo: {self.text()}")
+        self._wb().doc.restore(self._before, f"undo: {self.text()}")
 
 
 class Workbench(QObject):
@@ -108,6 +109,10 @@ class Workbench(QObject):
                 finally:
                     doc.memory_limit = limit
         except DocumentError as err:
+            # A gesture made of several document calls may have changed something before the
+            # one that refused: put everything back so a refused gesture changes nothing.
+            if not doc.state_equals(before):
+                doc.restore(before, label=None)
             message = str(err)
             if not doc.log_entries or doc.log_entries[-1].message.find(message) < 0:
                 doc.error(f"{text}: {message}")
