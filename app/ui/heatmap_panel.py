@@ -1128,6 +1128,7 @@ class HeatmapPanel(QWidget):
         self.pair_label = QLabel(self)
         self.pair_label.setObjectName("heatmapPairLabel")
         self.pair_label.setTextFormat(Qt.TextFormat.RichText)
+        self.pair_label.setWordWrap(True)     # long snapshot labels must not widen the window
 
         self.grid = QWidget()
         self.grid.setObjectName("heatmapGrid")
@@ -1152,6 +1153,9 @@ class HeatmapPanel(QWidget):
         self.hover_label.setProperty("role", "hint")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.hover_label.setText(self._HOVER_HINT)
+        self.hover_label.setWordWrap(True)
+        for label in (self.pair_label, self.hover_label):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)

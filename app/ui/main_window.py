@@ -24,7 +24,7 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QLabel,
                                QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QStyle,
-                               QToolBar, QVBoxLayout, QWidget)
+                               QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from app.document import Document, DocumentError, fileformat
 from app.document.fileformat import EXTENSION, FileFormatError
@@ -225,9 +225,41 @@ class MainWindow(QMainWindow):
         from app.ui.log_panel import LogPanel
         from app.ui.parameters_panel import ParametersPanel
 
+        from app.ui.distribution_panel import DistributionPanel
+        from app.ui.heatmap_panel import HeatmapPanel
+        from app.ui.signal_panel import SignalPanel
+        from app.ui.timeline_panel import TimelinePanel
+
+        # The centre: the stack as a diagram, and the parameter panels (what did that do to my
+        # parameters?) as tabs beside it.
         self.diagram_view = DiagramView(self.wb, self)
         self.diagram_view.setObjectName("diagramView")
-        self.setCentralWidget(self.diagram_view)
+        self.heatmap_panel = HeatmapPanel(self.wb)
+        self.distribution_panel = DistributionPanel(self.wb)
+        self.signal_panel = SignalPanel(self.wb)
+        self.center_tabs = QTabWidget(self)
+        self.center_tabs.setObjectName("centerTabs")
+        self.center_tabs.setDocumentMode(True)
+        # Heatmaps: the snapshot timeline (pick A and B) beside the grid it drives.
+        self.timeline_panel = TimelinePanel(self.wb)
+        self.heatmap_split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.heatmap_split.setObjectName("heatmapSplit")
+        self.heatmap_split.addWidget(self.timeline_panel)
+        self.heatmap_split.addWidget(self.heatmap_panel)
+        self.heatmap_split.setStretchFactor(0, 0)
+        self.heatmap_split.setStretchFactor(1, 1)
+        self.heatmap_split.setSizes([270, 760])
+        # The centre may be narrow on a small screen: the panels scroll instead of widening the
+        # window past the screen.
+        self.timeline_panel.setMinimumWidth(110)
+        self.heatmap_panel.setMinimumWidth(120)
+        for panel in (self.distribution_panel, self.signal_panel):
+            panel.setMinimumSize(200, 150)
+        self.center_tabs.addTab(self.diagram_view, "Diagram")
+        self.center_tabs.addTab(self.heatmap_split, "Heatmaps")
+        self.center_tabs.addTab(self.distribution_panel, "Distributions")
+        self.center_tabs.addTab(self.signal_panel, "Signal")
+        self.setCentralWidget(self.center_tabs)
 
         self.layers_panel = LayersPanel(self.wb, self)
         self.inspector_panel = InspectorPanel(self.wb)
@@ -247,6 +279,7 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("logDock", "Log", self.log_panel, area.BottomDockWidgetArea)
         self.console_dock = self._dock("consoleDock", "Console", self.console_panel,
                                        area.BottomDockWidgetArea)
+        self.timeline_panel.pair_changed.connect(self.heatmap_panel.set_pair)
         # Bottom: Parameters on the left; Log and Console as tabs beside it.
         self.splitDockWidget(self.parameters_dock, self.log_dock, Qt.Orientation.Horizontal)
         self.tabifyDockWidget(self.log_dock, self.console_dock)
@@ -350,6 +383,15 @@ class MainWindow(QMainWindow):
                                      "(force_reinit=True)")
         self.action_forward = a("actionForward", "&Forward", self.forward, "F5",
                                 sp.SP_MediaPlay, "Run net(x) on the input batch")
+        self.action_backward = a("actionBackward", "&Backward", self.backward, "F7",
+                                 sp.SP_MediaSeekBackward,
+                                 "Record net(x) and back-propagate from its sum (the chapter's "
+                                 "y.backward())")
+        self.action_step = a("actionStep", "&Step", self.step, "F8", sp.SP_MediaSkipForward,
+                             "One optimizer step with the current gradients")
+        self.action_preview_step = a("actionPreviewStep", "&Preview Step…", self.preview_step,
+                                     "Shift+F8", None,
+                                     "Show what one step would change before applying it")
 
         self.action_reload_plugins = a("actionReloadPlugins", "&Reload Plugins",
                                        self.reload_plugins, "F6", sp.SP_BrowserReload,
@@ -416,7 +458,11 @@ class MainWindow(QMainWindow):
         m.setObjectName("menuModel")
         m.addAction(self.action_initialize)
         m.addAction(self.action_force_reinit)
+        m.addSeparator()
         m.addAction(self.action_forward)
+        m.addAction(self.action_backward)
+        m.addAction(self.action_preview_step)
+        m.addAction(self.action_step)
 
         m = bar.addMenu("&Plugins")
         m.setObjectName("menuPlugins")
@@ -468,6 +514,8 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addAction(self.action_initialize)
         tb.addAction(self.action_forward)
+        tb.addAction(self.action_backward)
+        tb.addAction(self.action_step)
         tb.addSeparator()
         tb.addAction(self.action_reload_plugins)
         # Short toolbar labels (iconText); the menus keep the full ones.
@@ -486,6 +534,10 @@ class MainWindow(QMainWindow):
         self.summary_label = QLabel()
         self.summary_label.setObjectName("summaryLabel")
         bar.addPermanentWidget(self.summary_label)
+        self.snapshot_label = QLabel()
+        self.snapshot_label.setObjectName("snapshotMemoryLabel")
+        self.snapshot_label.setToolTip("Memory held by the snapshot timeline, against its budget")
+        bar.addPermanentWidget(self.snapshot_label)
 
     # =========================================================================== layout state
     def _restore_layout(self) -> None:
@@ -583,6 +635,11 @@ class MainWindow(QMainWindow):
         self.action_initialize.setEnabled(nonempty)
         self.action_force_reinit.setEnabled(nonempty)
         self.action_forward.setEnabled(nonempty)
+        self.action_backward.setEnabled(nonempty)
+        has_grads = any(p._data is not None and p._data._fresh_grad
+                        for p in doc.params().values())
+        self.action_step.setEnabled(nonempty and has_grads)
+        self.action_preview_step.setEnabled(nonempty and has_grads)
 
     def _refresh_summary(self) -> None:
         from app.document.layers import format_shape
@@ -598,6 +655,12 @@ class MainWindow(QMainWindow):
         if doc.output is not None:
             parts.append(f"output {format_shape(doc.output.shape)}")
         self.summary_label.setText("  ·  ".join(parts) + "  ")
+        h = doc.history
+        used = h.nbytes()
+        used_text = f"{used / 2**20:.1f} MiB" if used >= 2**20 else f"{used / 2**10:.1f} KiB"
+        self.snapshot_label.setText(
+            f"snapshots {len(h.snapshots)} · {used_text} of {h.budget / 2**20:.0f} MiB"
+            + (f" ({h.dropped} dropped)" if h.dropped else "") + "  ")
 
     def _on_workbench_changed(self, what: str) -> None:
         self._refresh_title()
@@ -727,6 +790,27 @@ class MainWindow(QMainWindow):
         ok, _ = self.wb.run("Force re-initialize", lambda d: d.initialize(force_reinit=True))
         if ok:
             self.statusBar().showMessage("Re-initialized every parameter", 5000)
+
+    def backward(self) -> None:
+        ok, _ = self.wb.run("Backward", lambda d: d.backward())
+        if ok:
+            shared = len(self.wb.doc._contributions)
+            self.statusBar().showMessage(
+                "Backward: gradients of sum(output)"
+                + (f"; {shared} shared parameter(s) got the sum of their uses" if shared else ""),
+                5000)
+
+    def step(self) -> None:
+        ok, _ = self.wb.run("Step", lambda d: d.step())
+        if ok:
+            self.statusBar().showMessage("Step applied", 5000)
+
+    def preview_step(self):
+        from app.ui.step_preview import StepPreviewDialog
+        dialog = StepPreviewDialog(self.wb, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def forward(self) -> None:
         ok, out = self.wb.run("Forward", lambda d: d.forward())

@@ -29,7 +29,7 @@ import time
 import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel,
+from PySide6.QtWidgets import (QAbstractItemView, QSizePolicy, QCheckBox, QHBoxLayout, QHeaderView, QLabel,
                                QProgressBar, QSpinBox, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
@@ -175,10 +175,16 @@ class TimelinePanel(QWidget):
         self.empty_label.setProperty("role", "hint")
         self.empty_label.setWordWrap(True)
 
+        self.pair_label.setWordWrap(True)      # long snapshot labels must not widen the dock
+        self.pair_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                      QSizePolicy.Policy.Preferred)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.pair_label, 1)
         top.addWidget(self.follow)
+        self.memory_label.setWordWrap(True)
+        self.memory_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
         budget_row = QHBoxLayout()
         budget_row.setContentsMargins(0, 0, 0, 0)
         budget_row.addWidget(self.memory_label, 1)

@@ -111,7 +111,8 @@ def table_text(view) -> list[list[str]]:
 # ------------------------------------------------------------------------------ structure
 def test_docks_actions_and_key_widgets_have_stable_object_names(window):
     assert window.objectName() == "mainWindow"
-    assert window.centralWidget().objectName() == "diagramView"
+    assert window.centralWidget().objectName() == "centerTabs"
+    assert window.findChild(QWidget, "diagramView") is window.diagram_view
     for name in DOCKS:
         dock = window.findChild(QDockWidget, name)
         assert dock is not None and dock.isVisible(), name
