@@ -39,6 +39,31 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPus
 from app.document import analysis
 from app.engine import init as engine_init
 
+
+def message_page(name: str, button_text: str, tooltip: str):
+    """A page with a centred, wrapping message and one action button under it (shown instead of
+    a plot when there is nothing to draw yet). Returns ``(page, label, button)``."""
+    message = QLabel()
+    message.setObjectName(name + "Message")
+    message.setWordWrap(True)
+    message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    message.setMargin(16)
+    button = QPushButton(button_text)
+    button.setObjectName(name + button_text.split()[0] + "Button")
+    button.setToolTip(tooltip)
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.addStretch(1)
+    layout.addWidget(message)
+    row = QHBoxLayout()
+    row.addStretch(1)
+    row.addWidget(button)
+    row.addStretch(1)
+    layout.addLayout(row)
+    layout.addStretch(2)
+    return page, message, button
+
+
 from .layers_panel import blend, ui_colors
 
 __all__ = ["DistributionPanel", "plot_colors", "style_plot", "set_axis_label", "export_plot",
@@ -341,25 +366,10 @@ class DistributionPanel(QWidget):
         self.note.setWordWrap(True)
 
         # --- body: a message page or the plot
-        self.message = QLabel()
-        self.message.setObjectName("distributionMessage")
-        self.message.setWordWrap(True)
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setMargin(16)
-        self.forward_button = QPushButton("Forward first")
-        self.forward_button.setObjectName("distributionForwardButton")
-        self.forward_button.setToolTip("Run one forward pass: it infers the unknown dimension "
+        msg_page, self.message, self.forward_button = message_page(
+            "distribution", "Forward first",
+            "Run one forward pass: it infers the unknown dimension "
                                        "and draws the values")
-        msg_page = QWidget()
-        msg_layout = QVBoxLayout(msg_page)
-        msg_layout.addStretch(1)
-        msg_layout.addWidget(self.message)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.forward_button)
-        row.addStretch(1)
-        msg_layout.addLayout(row)
-        msg_layout.addStretch(2)
 
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setObjectName("distributionPlot")

@@ -22,12 +22,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
 from PySide6.QtGui import QCursor, QFontMetrics
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QStackedWidget, QToolTip,
+from PySide6.QtWidgets import (QLabel, QStackedWidget, QToolTip,
                                QVBoxLayout, QWidget)
 
 from app.document import analysis
 
-from .distribution_panel import (LegendLabel, export_plot, install_export_action,
+from .distribution_panel import (message_page, LegendLabel, export_plot, install_export_action,
                                  plot_colors, plot_frame, set_axis_label, style_plot)
 
 __all__ = ["SignalPanel", "signal_verdict", "format_factor", "GROWTH_LIMIT"]
@@ -88,7 +88,7 @@ def gradient_summary(signals, limit: float = GROWTH_LIMIT) -> str:
     if last == 0:
         return ""
     if first == 0:
-        return f"gradients vanish completely before layer 0"
+        return "gradients vanish completely before layer 0"
     r = first / last
     if r > limit:
         return f"gradients grow {format_factor(r)}× from layer {n} back to 0"
@@ -125,25 +125,10 @@ class SignalPanel(QWidget):
         self.gradient_label.setWordWrap(True)
 
         # message page
-        self.message = QLabel()
-        self.message.setObjectName("signalMessage")
-        self.message.setWordWrap(True)
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setMargin(16)
-        self.forward_button = QPushButton("Forward first")
-        self.forward_button.setObjectName("signalForwardButton")
-        self.forward_button.setToolTip("Run one forward pass: it infers the unknown dimensions "
+        msg_page, self.message, self.forward_button = message_page(
+            "signal", "Forward first",
+            "Run one forward pass: it infers the unknown dimensions "
                                        "and draws the deferred parameters")
-        msg_page = QWidget()
-        msg_layout = QVBoxLayout(msg_page)
-        msg_layout.addStretch(1)
-        msg_layout.addWidget(self.message)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.forward_button)
-        row.addStretch(1)
-        msg_layout.addLayout(row)
-        msg_layout.addStretch(2)
 
         # plots: std (log) on top, means below, x linked
         self.plots = pg.GraphicsLayoutWidget()

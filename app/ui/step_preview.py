@@ -22,12 +22,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton,
-                               QScrollArea, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QScrollArea, QStackedWidget, QVBoxLayout)
 
 from app.document import DocumentError, analysis
 
-from .distribution_panel import (_g, export_plot, install_export_action, plot_colors,
+from .distribution_panel import (message_page, _g, export_plot, install_export_action, plot_colors,
                                  plot_frame)
 from .layers_panel import blend
 
@@ -134,25 +133,10 @@ class StepPreviewDialog(QDialog):
         self.summary.setWordWrap(True)
 
         # message page
-        self.message = QLabel()
-        self.message.setObjectName("stepPreviewMessage")
-        self.message.setWordWrap(True)
-        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message.setMargin(16)
-        self.backward_button = QPushButton("Backward first")
-        self.backward_button.setObjectName("stepPreviewBackwardButton")
-        self.backward_button.setToolTip("Compute the gradients of sum(output) (one undoable "
+        msg_page, self.message, self.backward_button = message_page(
+            "stepPreview", "Backward first",
+            "Compute the gradients of sum(output) (one undoable "
                                         "step), then preview the optimizer step")
-        msg_page = QWidget()
-        msg_layout = QVBoxLayout(msg_page)
-        msg_layout.addStretch(1)
-        msg_layout.addWidget(self.message)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.backward_button)
-        row.addStretch(1)
-        msg_layout.addLayout(row)
-        msg_layout.addStretch(2)
 
         # heatmaps
         self.plots = pg.GraphicsLayoutWidget()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 import app
 from app.document import Document
+from app.engine import random as engine_random
 from app.pluginhost import PluginHost
 from app.ui.workbench import Workbench
 
@@ -47,7 +48,9 @@ def _isolated_env(tmp_path, monkeypatch):
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
                       str(tmp_path / "qsettings"))
+    state = engine_random.getstate()     # the random stream is process-global
     yield
+    engine_random.setstate(state)
 
 
 def _make_host(*extra_dirs) -> PluginHost:

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QPlainTextEdit
 
 import app
 from app.document import fileformat
-from app.engine import random as engine_random
 from app.pluginhost import PluginHost
 from app.ui.console_panel import ConsolePanel
 from app.ui.log_panel import LogPanel
@@ -24,15 +23,6 @@ EXAMPLES = ROOT / "resources" / "examples"
 W1 = "sequential0_dense1_weight"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("PARAMLAB_PLUGIN_PATH", raising=False)
-    monkeypatch.delenv("PARAMLAB_SAFE_MODE", raising=False)
-    state = engine_random.getstate()
-    yield
-    engine_random.setstate(state)
 
 
 @pytest.fixture

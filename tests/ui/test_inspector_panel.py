@@ -13,7 +13,6 @@ from PySide6.QtWidgets import QLabel, QPushButton
 
 import app
 from app.document import fileformat
-from app.engine import random as engine_random
 from app.pluginhost import PluginHost
 from app.ui.inspector_panel import InitChoiceEditor, InspectorPanel, parse_shape
 from app.ui.settings_form import SettingsForm
@@ -23,15 +22,6 @@ ROOT = Path(app.__file__).resolve().parent.parent
 EXAMPLES = ROOT / "resources" / "examples"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("PARAMLAB_PLUGIN_PATH", raising=False)
-    monkeypatch.delenv("PARAMLAB_SAFE_MODE", raising=False)
-    state = engine_random.getstate()
-    yield
-    engine_random.setstate(state)
 
 
 @pytest.fixture

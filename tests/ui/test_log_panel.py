@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QPushButton, QToolButton, QTreeWidget
 
 import app
 from app.document import fileformat
-from app.engine import random as engine_random
 from app.pluginhost import PluginHost
 from app.ui.log_panel import LogDetailsDialog, LogPanel
 from app.ui.workbench import Workbench
@@ -33,15 +32,6 @@ def initialize_twice(wb, forward=True):  # noqa: FBT002
     wb.run("Initialize", lambda d: d.initialize())
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("PARAMLAB_PLUGIN_PATH", raising=False)
-    monkeypatch.delenv("PARAMLAB_SAFE_MODE", raising=False)
-    state = engine_random.getstate()
-    yield
-    engine_random.setstate(state)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QTableView
 
 import app
 from app.document import fileformat
-from app.engine import random as engine_random
 from app.pluginhost import PluginHost
 from app.ui.parameters_panel import COLUMNS, ParametersPanel, state_color
 from app.ui.workbench import Workbench
@@ -22,15 +21,6 @@ EXAMPLES = ROOT / "resources" / "examples"
 W0, B0, W1, B1 = (f"sequential0_dense{i}_{r}" for i in (0, 1) for r in ("weight", "bias"))
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("PARAMLAB_PLUGIN_PATH", raising=False)
-    monkeypatch.delenv("PARAMLAB_SAFE_MODE", raising=False)
-    state = engine_random.getstate()
-    yield
-    engine_random.setstate(state)
 
 
 @pytest.fixture
