@@ -86,24 +86,26 @@ def set_training(train_mode: bool) -> bool:  # noqa: FBT001
 class _Scope:
     """Sets recording and/or training for a ``with`` block and restores them after."""
 
-    __slots__ = ("_recording", "_training", "_prev")
+    __slots__ = ("_recording", "_training", "_prev_recording", "_prev_training")
 
     def __init__(self, recording, training):
         self._recording = recording
         self._training = training
-        self._prev = None
 
     def __enter__(self):
         st = _st
-        self._prev = (st.recording, st.training)
+        self._prev_recording = st.recording
+        self._prev_training = st.training
         if self._recording is not None:
             st.recording = self._recording
         if self._training is not None:
             st.training = self._training
         return self
 
-    def __exit__(self, *exc):
-        _st.recording, _st.training = self._prev
+    def __exit__(self, exc_type, exc, tb):
+        st = _st
+        st.recording = self._prev_recording
+        st.training = self._prev_training
         return False
 
 
@@ -142,10 +144,11 @@ class _Node:
         self.parents = parents
         self.backward = backward
         self.array = array
-        self.seq = next(_counter)
+        self.seq = _next_seq()
 
 
 _counter = itertools.count()
+_next_seq = _counter.__next__
 _seq = operator.attrgetter("seq")
 
 
@@ -204,46 +207,78 @@ def _run_backward(grads: dict, retain_graph: bool, train_mode: bool):  # noqa: F
     """Propagate ``grads`` (node → gradient of the heads) down to the leaves.
 
     (``train_mode`` is accepted for MXNet's signature; no backward rule here depends on it.)"""
-    # Reachable operations, and how many times each leaf is used. Every node is created after
-    # its parents, so descending creation order is a topological order (no recursion needed).
+    # The reachable operations, and for each variable (a leaf with an array) what its rule is
+    # given in ``bufs``: its gradient buffer when it may be written there directly (used once,
+    # grad_req 'write', not itself a head), else True. Every node is created after its parents,
+    # so descending creation order is a topological order (no recursion needed). A single head
+    # whose operations form a chain (each has at most one operation parent: the usual stack of
+    # layers) is walked in that order already: no visited set and no sort.
     ops = []
-    leaf_uses: dict = {}
-    stack = [n for n in grads if n.backward is not None]
-    seen = set(stack)
-    while stack:
-        node = stack.pop()
+    direct: dict = {}
+    heads = []
+    for node in grads:
+        if node.backward is not None:
+            heads.append(node)
+    node = heads[0] if len(heads) == 1 else None
+    while node is not None:
         ops.append(node)
+        nxt = more = None
         for p in node.parents:
             if p is None:
                 continue
-            if p.backward is None:
-                if p.array is None and p.seq > node.seq:
-                    # An operation freed by a backward without retain_graph AFTER this one was
-                    # recorded: the gradient would silently stop there. (Freed before: it was
-                    # a constant when recorded, as in MXNet.)
-                    raise MXNetError(_NOT_IN_GRAPH)
-                leaf_uses[p] = leaf_uses.get(p, 0) + 1
-            elif p not in seen:
-                seen.add(p)
-                stack.append(p)
-    if len(ops) > 1:
+            if p.backward is None:                  # _note_leaf, inlined
+                if p in direct:
+                    direct[p] = True
+                    continue
+                arr = p.array
+                if arr is None:
+                    if p.seq > node.seq:
+                        raise MXNetError(_NOT_IN_GRAPH)
+                    direct[p] = True
+                elif arr._grad_req == "write" and arr._grad is not None and p not in grads:
+                    direct[p] = arr._grad._data
+                else:
+                    direct[p] = True
+            elif nxt is None or p is nxt:
+                nxt = p
+            elif more is None:
+                more = [nxt, p]
+            else:
+                more.append(p)
+        if more is not None:                        # not a chain: the general walk goes on
+            heads = more
+            break
+        node = nxt
+    if len(heads) > 1:
+        seen = set(ops)
+        stack = []
+        for n in heads:
+            if n not in seen:
+                seen.add(n)
+                stack.append(n)
+        while stack:
+            node = stack.pop()
+            ops.append(node)
+            for p in node.parents:
+                if p is None:
+                    continue
+                if p.backward is None:
+                    _note_leaf(p, node, direct, grads)
+                elif p not in seen:
+                    seen.add(p)
+                    stack.append(p)
         ops.sort(key=_seq, reverse=True)
+    get = direct.get
+    contrib = _contrib.active
+    pop = grads.pop
     for node in ops:
-        g = grads.pop(node, None)
+        g = pop(node, None)
         if g is None:
             continue
         parents = node.parents
         bufs = []
         for p in parents:
-            if p is None:
-                bufs.append(None)
-                continue
-            arr = p.array
-            if arr is not None and arr._grad_req == "write" and leaf_uses[p] == 1 \
-                    and p not in grads and arr._grad is not None:
-                bufs.append(arr._grad._data)
-            else:
-                bufs.append(True)
+            bufs.append(None if p is None else get(p, True))
         res = node.backward(g, bufs)
         for p, r, buf in zip(parents, res, bufs):
             if r is None or p is None:
@@ -251,17 +286,38 @@ def _run_backward(grads: dict, retain_graph: bool, train_mode: bool):  # noqa: F
             if r is buf:
                 p.array._fresh_grad = True
                 continue
-            if _contrib.active is not None and p.backward is None and p.array is not None:
-                _contrib.active.setdefault(p.array, []).append((node.seq, np.array(r)))
+            if contrib is not None and p.backward is None and p.array is not None:
+                contrib.setdefault(p.array, []).append((node.seq, np.array(r)))
             prev = grads.get(p)
             grads[p] = r if prev is None else prev + r
         if not retain_graph:
             node.backward = None
             node.parents = ()
-            node.seq = next(_counter)       # when it was freed (see above)
+            node.seq = _next_seq()                  # when it was freed (see _note_leaf)
     for leaf, g in grads.items():
         if leaf.backward is None and leaf.array is not None:
             leaf.array._write_grad(g)
+
+
+def _note_leaf(p, node, direct, grads):
+    """Record in ``direct`` what the rules get in ``bufs`` for the leaf ``p``, an input of
+    ``node``: its gradient buffer if it is a variable used once (so far) with grad_req 'write'
+    that is not itself a head, else True (its contributions are summed, then written)."""
+    if p in direct:
+        direct[p] = True                            # used again
+        return
+    arr = p.array
+    if arr is None:
+        if p.seq > node.seq:
+            # An operation freed by a backward without retain_graph AFTER this one was
+            # recorded: the gradient would silently stop there. (Freed before: it was a
+            # constant when recorded, as in MXNet.)
+            raise MXNetError(_NOT_IN_GRAPH)
+        direct[p] = True
+    elif arr._grad_req == "write" and arr._grad is not None and p not in grads:
+        direct[p] = arr._grad._data
+    else:
+        direct[p] = True
 
 
 def get_symbol(x):  # pragma: no cover - API completeness

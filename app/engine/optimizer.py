@@ -151,8 +151,11 @@ class SGD(Optimizer):
                 self.lr_scheduler is not None:
             super().update_many(items)
             return
-        base, wd0, rescale = self.lr, self.wd, self.rescale_grad
-        counts, pdict = self._index_update_count, self.param_dict
+        base = self.lr
+        wd0 = self.wd
+        rescale = self.rescale_grad
+        counts = self._index_update_count
+        pdict = self.param_dict
         top = self.num_update
         for index, weight, grad, _state in items:
             n = counts.get(index, 0) + 1
@@ -160,7 +163,12 @@ class SGD(Optimizer):
             if n > top:
                 top = n
             p = pdict.get(index)
-            lr, wd = (base, wd0) if p is None else (base * p.lr_mult, wd0 * p.wd_mult)
+            if p is None:
+                lr = base
+                wd = wd0
+            else:
+                lr = base * p.lr_mult
+                wd = wd0 * p.wd_mult
             if lr == 0.0:
                 continue
             if wd:

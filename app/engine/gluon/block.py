@@ -96,13 +96,24 @@ def _indent(s, num_spaces):
     return first + "\n" + "\n".join(" " * num_spaces + line for line in lines)
 
 
-class _CallState(threading.local):
-    """Per thread: the depth of nested block calls, and what the outermost call must undo if
+class _CallFrame:
+    """The depth of nested block calls in one thread, and what the outermost call must undo if
     it fails (parameters it materialized, the random state before the first of them)."""
 
-    depth = 0
-    entries = None
-    rng_state = None
+    __slots__ = ("depth", "entries", "rng_state")
+
+    def __init__(self):
+        self.depth = 0
+        self.entries = None
+        self.rng_state = None
+
+
+class _CallState(threading.local):
+    """Per thread: its :class:`_CallFrame` (one thread-local lookup per block call; the
+    frame's fields are then plain slots)."""
+
+    def __init__(self):
+        self.frame = _CallFrame()
 
 
 _call = _CallState()
@@ -282,12 +293,12 @@ class Block:
         """Run ``forward``. At the top level the call is all-or-nothing for deferred
         initialization: if the pass fails, parameters it materialized go back to deferred and the
         random stream is rewound."""
-        st = _call
+        st = _call.frame
         if st.depth:
-            return self.forward(*args)
+            return self.forward(args[0]) if len(args) == 1 else self.forward(*args)
         st.depth = 1
         try:
-            return self.forward(*args)
+            return self.forward(args[0]) if len(args) == 1 else self.forward(*args)
         except BaseException:
             if st.entries:
                 for param, saved in reversed(st.entries):
@@ -348,7 +359,7 @@ class HybridBlock(Block):
                 p._restore_state(st)
             _rng.setstate(state)
             raise
-        st = _call
+        st = _call.frame
         if st.depth:
             if st.entries is None:
                 st.entries = []

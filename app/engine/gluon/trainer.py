@@ -88,10 +88,11 @@ class Trainer:
     def _update(self, ignore_stale_grad):
         # Every parameter is checked before any is updated: a stale gradient changes nothing.
         states = self._states
-        optimizer = self._optimizer
         items = []
         fresh = []
-        for i, param in enumerate(self._params):
+        i = -1
+        for param in self._params:
+            i += 1
             if param._grad_req == "null":
                 continue
             data = param._data
@@ -107,13 +108,12 @@ class Trainer:
                     "iteration. If you are intentionally only using a subset, call step with "
                     "ignore_stale_grad=True to suppress this warning and skip updating of "
                     "Parameters with stale gradient")
-            w = data._data
             state = states.get(i, _MISSING)
             if state is _MISSING:
-                state = states[i] = optimizer.create_state(i, w)
-            items.append((i, w, param._grad._data, state))
+                state = states[i] = self._optimizer.create_state(i, data._data)
+            items.append((i, data._data, param._grad._data, state))
             fresh.append(data)
-        optimizer.update_many(items)
+        self._optimizer.update_many(items)
         for data in fresh:
             data._fresh_grad = False
 

@@ -224,8 +224,10 @@ class NDArray:
         """Differentiate this array (head gradient: ``out_grad``, ones by default)."""
         node = self._node
         if out_grad is None and node is not None and node.backward is not None:
-            _ag._run_backward({node: np.ones(self._data.shape, self._data.dtype)},
-                              retain_graph, train_mode)
+            data = self._data
+            head = np.empty(data.shape, data.dtype)
+            head.fill(1)                    # np.ones, without its Python layer
+            _ag._run_backward({node: head}, retain_graph, train_mode)
             return
         _ag.backward([self], None if out_grad is None else [out_grad],
                      retain_graph=retain_graph, train_mode=train_mode)
@@ -453,6 +455,8 @@ class NDArray:
 
 # ----------------------------------------------------------------------- op machinery
 _NEW = NDArray.__new__
+_NEW_NODE = _Node.__new__
+_next_seq = _ag._next_seq
 
 
 def _wrap(data):
@@ -480,7 +484,12 @@ def _result(data, inputs, rule):
     if _st.recording:
         for i in inputs:
             if getattr(i, "_node", None) is not None:
-                out._node = _Node(tuple([getattr(j, "_node", None) for j in inputs]), rule)
+                node = _NEW_NODE(_Node)         # _Node(parents, rule), without its __init__
+                node.parents = tuple([getattr(j, "_node", None) for j in inputs])
+                node.backward = rule
+                node.array = None
+                node.seq = _next_seq()
+                out._node = node
                 break
     return out
 
@@ -1079,49 +1088,111 @@ def FullyConnected(data, weight, bias=None, num_hidden=None, no_bias=False, flat
     when it is allowed to (one use, ``grad_req='write'``), so a step costs what the matrix
     products cost.
     """
+    return _fully_connected(data, weight, None if no_bias else bias, flatten, act_type,
+                            transpose_weight)
+
+
+_add_reduce = np.add.reduce
+# np.dot without its __array_function__ dispatch (a Python-level call per use): the operands
+# here are always plain ndarrays.
+_dot = getattr(np.dot, "_implementation", np.dot)
+
+
+def _fully_connected(data, weight, bias, flatten, act_type, transpose_weight):  # noqa: FBT001
+    """``FullyConnected`` with positional arguments (``bias`` None for no bias): what ``Dense``
+    calls, one Python layer less on the hot path."""
     x = data._data
     w = weight._data
-    b = None if (no_bias or bias is None) else bias._data
-    x2 = x.reshape(x.shape[0], -1) if flatten and x.ndim != 2 else x
+    b = None if bias is None else bias._data
+    flat = flatten and x.ndim != 2
+    x2 = x.reshape(x.shape[0], -1) if flat else x
     two_d = x2.ndim == 2
     we = w.T if transpose_weight else w          # the (units, in) matrix actually applied
-    out = np.dot(x2, we.T) if two_d else np.matmul(x2, we.T)
+    out = _dot(x2, we.T) if two_d else np.matmul(x2, we.T)
     if b is not None:
         out += b
-    act_grad = None
-    if act_type is not None:
+    relu = act_type == "relu"
+    if relu:
+        act_grad = None
+        np.maximum(out, 0, out=out)
+    elif act_type is None:
+        act_grad = None
+    else:
         act_fwd, act_grad = _FUSED_ACT[act_type]
         out = act_fwd(out)
+    res = _NEW(NDArray)
+    res._data = out
+    res._node = None
+    res._grad = None
+    res._grad_req = "null"
+    res._fresh_grad = False
+    if not _st.recording:
+        return res
+    n0 = data._node
+    n1 = weight._node
+    if b is None:
+        if n0 is None and n1 is None:
+            return res
+        parents = (n0, n1)
+    else:
+        n2 = bias._node
+        if n0 is None and n1 is None and n2 is None:
+            return res
+        parents = (n0, n1, n2)
     xshape = x.shape
 
-    def rule(g, bufs):
-        if act_grad is not None:
-            g = act_grad(g, out)
-        gx = gw = gb = None
-        if bufs[0] is not None:
-            gx = (np.dot(g, we) if two_d else np.matmul(g, we)).reshape(xshape)
-        ob = bufs[1]
-        if ob is not None:
-            if two_d and not transpose_weight:
-                gw = np.dot(g.T, x2) if ob is True else np.dot(g.T, x2, out=ob)
-            elif two_d:
-                gw = np.dot(x2.T, g) if ob is True else np.dot(x2.T, g, out=ob)
-            else:
-                gw = np.tensordot(g, x2, axes=(tuple(range(g.ndim - 1)),) * 2)
-                if transpose_weight:
-                    gw = gw.T
-                if ob is not True:
-                    np.copyto(ob, gw)
-                    gw = ob
-        if b is not None:
-            ob = bufs[2]
+    if two_d and not transpose_weight:
+        def rule(g, bufs):
+            if relu:
+                g = g * (out > 0)
+            elif act_grad is not None:
+                g = act_grad(g, out)
+            gx = gw = gb = None
+            if bufs[0] is not None:
+                gx = _dot(g, w)
+                if flat:
+                    gx = gx.reshape(xshape)
+            ob = bufs[1]
             if ob is not None:
-                red = 0 if two_d else tuple(range(g.ndim - 1))
-                gb = g.sum(red) if ob is True else g.sum(red, out=ob)
-        return gx, gw, gb
-
-    inputs = (data, weight) if b is None else (data, weight, bias)
-    return _result(out, inputs, rule)
+                gw = _dot(g.T, x2) if ob is True else _dot(g.T, x2, out=ob)
+            if b is not None:
+                ob = bufs[2]
+                if ob is not None:
+                    gb = _add_reduce(g, 0) if ob is True else _add_reduce(g, 0, out=ob)
+            return gx, gw, gb
+    else:
+        def rule(g, bufs):
+            if relu:
+                g = g * (out > 0)
+            elif act_grad is not None:
+                g = act_grad(g, out)
+            gx = gw = gb = None
+            if bufs[0] is not None:
+                gx = (_dot(g, we) if two_d else np.matmul(g, we)).reshape(xshape)
+            ob = bufs[1]
+            if ob is not None:
+                if two_d:
+                    gw = _dot(x2.T, g) if ob is True else _dot(x2.T, g, out=ob)
+                else:
+                    gw = np.tensordot(g, x2, axes=(tuple(range(g.ndim - 1)),) * 2)
+                    if transpose_weight:
+                        gw = gw.T
+                    if ob is not True:
+                        np.copyto(ob, gw)
+                        gw = ob
+            if b is not None:
+                ob = bufs[2]
+                if ob is not None:
+                    red = 0 if two_d else tuple(range(g.ndim - 1))
+                    gb = _add_reduce(g, red) if ob is True else _add_reduce(g, red, out=ob)
+            return gx, gw, gb
+    node = _NEW_NODE(_Node)                 # _Node(parents, rule), without its __init__
+    node.parents = parents
+    node.backward = rule
+    node.array = None
+    node.seq = _next_seq()
+    res._node = node
+    return res
 
 
 # ----------------------------------------------------------------------- softmax and friends

@@ -9,12 +9,17 @@ from ...base import DeferredInitializationError, MXNetError
 from ...ndarray import ndarray as F
 from ...ndarray.ndarray import NDArray
 from ..block import Block, HybridBlock
+from ..block import _call as _call_state
 
 __all__ = ["Sequential", "HybridSequential", "Dense", "Activation", "LeakyReLU", "Dropout",
            "Flatten", "BatchNorm", "LayerNorm", "Embedding", "Lambda", "HybridLambda",
            "ACTIVATIONS"]
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "softrelu", "softsign")
+
+_fc = F._fully_connected
+_block_call = Block.__call__
+_FUSED = F._FUSED_ACT
 
 
 class Sequential(Block):
@@ -29,8 +34,14 @@ class Sequential(Block):
             self.register_child(block)
 
     def forward(self, x):
+        if not _call_state.frame.depth:
+            for block in self._children.values():
+                x = block(x)
+            return x
+        # Inside a block call (the usual case) a child whose ``__call__`` is Block's would only
+        # forward: call its ``forward`` directly, one Python layer less per child.
         for block in self._children.values():
-            x = block(x)
+            x = block.forward(x) if type(block).__call__ is _block_call else block(x)
         return x
 
     def __getitem__(self, key):
@@ -56,10 +67,7 @@ class HybridSequential(HybridBlock):
         for block in blocks:
             self.register_child(block)
 
-    def forward(self, x):
-        for block in self._children.values():
-            x = block(x)
-        return x
+    forward = Sequential.forward
 
     def hybrid_forward(self, F, x):  # noqa: N803
         for block in self._children.values():
@@ -132,55 +140,68 @@ class Dense(HybridBlock):
             self.weight.shape = (self._units, _in_dim(x, self._flatten))
 
     def forward(self, x):
-        weight, bias = self.weight, self.bias
-        if weight._data is None or (bias is not None and bias._data is None):
+        weight = self.weight
+        bias = self.bias
+        w = weight._data
+        if bias is None:
+            bnd = None
+        else:
+            bnd = bias._data
+            if bnd is None:
+                w = None
+        if w is None:
             try:
                 weight.data()
                 if bias is not None:
                     bias.data()
             except DeferredInitializationError:
                 self._finish_own_deferred(x)
-            weight.data()
-            if bias is not None:
-                bias.data()
-        w = weight._data
-        wd = w._data
-        xd = x._data
-        in_dim = xd.shape[-1] if xd.ndim == 2 or not self._flatten else _in_dim(x, True)
+            w = weight.data()
+            bnd = None if bias is None else bias.data()
+        act = self.act
+        fused = None
+        if act is not None and type(act) is Activation and act._act_type in _FUSED:
+            fused = act._act_type
         if self._tied:
-            if wd.shape[0] != in_dim:
+            out = self._tied_forward(x, w, bnd, fused)
+        else:
+            xd = x._data
+            wd = w._data
+            if xd.dtype is not wd.dtype and xd.dtype != wd.dtype:
+                self._check_in_dim(x, wd)
                 raise MXNetError(
-                    f"Shape inconsistent, Provided = [{','.join(str(s) for s in wd.shape)}], "
-                    f"inferred shape=({in_dim},{wd.shape[1]}): layer {self.name} is tied to "
-                    f"{weight.name} transposed and expects inputs with {wd.shape[0]} features "
-                    f"but got {in_dim} (input shape {xd.shape}).")
-            return self._tied_forward(x, w, bias)
+                    f"Incompatible attr in node {self.name}_fwd at 1-th input: expected "
+                    f"{xd.dtype}, got {wd.dtype}")
+            try:
+                out = _fc(x, w, bnd, self._flatten, fused, False)
+            except ValueError:
+                # NumPy refused the product: say it MXNet's way if the widths disagree.
+                self._check_in_dim(x, wd)
+                raise
+        return out if act is None or fused is not None else act(out)
+
+    def _check_in_dim(self, x, wd):
+        """MXNet's error when the input's width is not the weight's ``in_units``."""
+        in_dim = _in_dim(x, self._flatten)
+        xd = x._data
         if wd.shape[1] != in_dim:
             raise MXNetError(
                 f"Shape inconsistent, Provided = [{','.join(str(s) for s in wd.shape)}], "
                 f"inferred shape=({wd.shape[0]},{in_dim}): layer {self.name} expects inputs "
-                f"with {wd.shape[1]} features but got {in_dim} (input shape {xd.shape}).")
-        if xd.dtype is not wd.dtype and xd.dtype != wd.dtype:
-            raise MXNetError(
-                f"Incompatible attr in node {self.name}_fwd at 1-th input: expected "
-                f"{xd.dtype}, got {wd.dtype}")
-        act = self.act
-        if act is None:
-            return F.FullyConnected(x, w, None if bias is None else bias._data,
-                                    no_bias=bias is None, flatten=self._flatten)
-        fused = act._act_type if type(act) is Activation and act._act_type in F._FUSED_ACT \
-            else None
-        out = F.FullyConnected(x, w, None if bias is None else bias._data,
-                               no_bias=bias is None, flatten=self._flatten, act_type=fused)
-        return out if fused is not None else act(out)
+                f"with {wd.shape[1]} features but got {in_dim} (input shape {xd.shape}).") \
+                from None
 
-    def _tied_forward(self, x, w, bias):
-        act = self.act
-        fused = act._act_type if act is not None and type(act) is Activation and \
-            act._act_type in F._FUSED_ACT else None
-        out = F.FullyConnected(x, w, None if bias is None else bias._data, no_bias=bias is None,
-                               flatten=self._flatten, act_type=fused, transpose_weight=True)
-        return out if act is None or fused is not None else act(out)
+    def _tied_forward(self, x, w, bnd, fused):
+        xd = x._data
+        wd = w._data
+        in_dim = _in_dim(x, self._flatten)
+        if wd.shape[0] != in_dim:
+            raise MXNetError(
+                f"Shape inconsistent, Provided = [{','.join(str(s) for s in wd.shape)}], "
+                f"inferred shape=({in_dim},{wd.shape[1]}): layer {self.name} is tied to "
+                f"{self.weight.name} transposed and expects inputs with {wd.shape[0]} "
+                f"features but got {in_dim} (input shape {xd.shape}).")
+        return _fc(x, w, bnd, self._flatten, fused, True)
 
     @property
     def tied(self) -> bool:
