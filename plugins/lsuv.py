@@ -49,8 +49,11 @@ class LSUV(init.DataDependentInitializer):
 
     def _pre_activation(self, layer, x):
         bias = layer.bias.data() if layer.bias is not None else None
+        # A Dense tied to another's weight applies it transposed (and shares it: calibrating
+        # it rescales the encoder too, which LSUV's layer order then corrects downstream).
         return nd.FullyConnected(x, layer.weight.data(), bias, no_bias=bias is None,
-                                 flatten=getattr(layer, "_flatten", True))
+                                 flatten=getattr(layer, "_flatten", True),
+                                 transpose_weight=getattr(layer, "tied", False))
 
     def _variance(self, layer, x) -> float:
         with np.errstate(invalid="ignore", over="ignore"):

@@ -1,7 +1,8 @@
 """``.paramlab`` files: a zip of ``model.json`` (structure, links, initializer choices by plugin
-name and settings, input spec, format version), ``params.npz`` (every materialized parameter by
-its full Gluon name) and ``input.npy`` (the input batch). Plain ``.json`` files hold a model
-without values (the shipped examples).
+name and settings, input spec, the optional training configuration, format version),
+``params.npz`` (every materialized parameter by its full Gluon name), ``input.npy`` (the input
+batch, generated or loaded from a file) and, when the target was loaded from a file,
+``target.npy``. Plain ``.json`` files hold a model without values (the shipped examples).
 
 Loading never executes code: JSON for structure, ``allow_pickle=False`` for arrays. Everything is
 read and checked into a fresh :class:`Document` before the caller swaps it in, so a corrupt,
@@ -46,12 +47,18 @@ def save(doc: Document, path) -> None:
     np.savez(buf, **arrays)
     xbuf = io.BytesIO()
     np.save(xbuf, doc.x.asnumpy(), allow_pickle=False)
+    tbuf = None
+    if doc.train_config.target.source == "file" and doc._target_data is not None:
+        tbuf = io.BytesIO()
+        np.save(tbuf, np.ascontiguousarray(doc._target_data), allow_pickle=False)
 
     def write(fh):
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("model.json", json.dumps(spec, indent=2))
             zf.writestr("params.npz", buf.getvalue())
             zf.writestr("input.npy", xbuf.getvalue())
+            if tbuf is not None:
+                zf.writestr("target.npy", tbuf.getvalue())
     atomic_write(path, write)
 
 
@@ -61,7 +68,7 @@ def load(path, host=None, memory_limit=None) -> Document:
     name = os.path.basename(path)
     if not os.path.exists(path):
         raise FileFormatError(f"Cannot open '{name}': no such file.")
-    arrays, x = {}, None
+    arrays, x, target = {}, None, None
     try:
         if path.lower().endswith(".json"):
             with open(path, encoding="utf-8") as fh:
@@ -82,6 +89,8 @@ def load(path, host=None, memory_limit=None) -> Document:
                         arrays = {k: npz[k] for k in npz.files}
                 if "input.npy" in members:
                     x = np.load(io.BytesIO(zf.read("input.npy")), allow_pickle=False)
+                if "target.npy" in members:
+                    target = np.load(io.BytesIO(zf.read("target.npy")), allow_pickle=False)
     except FileFormatError:
         raise
     except zipfile.BadZipFile as err:
@@ -100,6 +109,10 @@ def load(path, host=None, memory_limit=None) -> Document:
     except DocumentError as err:
         raise FileFormatError(f"Cannot open '{name}': {err}") from err
     _apply_values(doc, spec, arrays, x, name)
+    try:
+        doc._attach_loaded_data(x is not None, target, name)
+    except DocumentError as err:
+        raise FileFormatError(f"Cannot open '{name}': {err}") from err
     doc.history.clear()
     doc.record_snapshot(f"load {name}")
     doc.path = path

@@ -5,7 +5,8 @@ transposed ties, initializer choices (global, per layer, per parameter, by plugi
 settings), the input specification and seed, and the engine ``net`` and input ``x`` built from
 them. Every method validates before it changes anything and raises :class:`DocumentError` with a
 message that says what to do; afterwards it emits ``changed(what)`` with ``what`` in
-``{'structure', 'params', 'inits', 'input', 'file', 'selection'}``. It never imports Qt.
+``{'structure', 'params', 'inits', 'input', 'training', 'file', 'selection'}``. It never
+imports Qt. Training (data, loss, optimizer, runs) is described in :mod:`app.document.training`.
 
 Undo is by memento: :meth:`capture` copies the whole state (structure, every parameter's
 snapshot, the random stream, the input) and :meth:`restore` puts one back, so every gesture —
@@ -207,11 +208,12 @@ class DocState:
     rng: object
     x: np.ndarray | None
     output: np.ndarray | None
+    target: np.ndarray | None = None    # a target loaded from a file (read-only, shared)
 
     @property
     def nbytes(self) -> int:
         n = sum(s.nbytes for s in self.params.values())
-        return n + sum(a.nbytes for a in (self.x, self.output) if a is not None)
+        return n + sum(a.nbytes for a in (self.x, self.output, self.target) if a is not None)
 
 
 class Document:
@@ -221,7 +223,10 @@ class Document:
         self.host = host
         self.memory_limit = memory_limit
         self.history = SnapshotHistory(snapshot_budget)
-        self.training = {"optimizer": "sgd", "learning_rate": 0.1, "batch_size": 0}
+        self.train_config = _training().TrainingConfig()
+        self._target_data = None           # a target loaded from a file (read-only array)
+        self._target_cache = None          # (key, array) of the generated target
+        self.last_loss = None              # the loss of the last backward or training step
         self._trainer = None
         self._contributions: dict = {}
         self.changed = Signal()
@@ -695,48 +700,70 @@ class Document:
         new = self.input.updated(**changes)
         self._check_links(self.layers, self.links, new.shape)
         self.input = new
+        if self.train_config.input_file:        # back to a generated input
+            self.train_config = self.train_config.updated(input_file="")
         self._make_input(reseed=True)
         self._touch("input")
 
     def backward(self):
-        """Record a forward of ``x`` and back-propagate from the raw output (the chapter's
-        ``y.backward()``: a head gradient of ones). Shared parameters get the sum of their uses'
+        """Record a forward of ``x`` and back-propagate from the configured loss: by default the
+        raw output (the chapter's ``y.backward()``: a head gradient of ones), else the loss
+        against the target (``loss.backward()``). Shared parameters get the sum of their uses'
         gradients; each use's contribution is kept for the panels."""
+        loss_fn, target = self._loss_and_target()
         with self._engine("backward"):
             with autograd.record_contributions() as rc:
                 with autograd.record():
                     y = self.net(self.x)
-                y.backward()
+                    if target is not None:
+                        _training().check_target(self.train_config.loss, target, y.shape)
+                    loss = y if loss_fn is None else loss_fn(y, nd.array(target))
+                loss.backward()
         self.output = y.asnumpy()
+        self.last_loss = float(loss._data.sum(dtype=np.float64) if loss_fn is None else
+                               loss._data.mean(dtype=np.float64))
         by_array = rc.by_array
         self._contributions = {name: by_array[p._data] for name, p in self.params().items()
                                if p._data is not None and p._data in by_array}
         self.record_snapshot("backward")
         self._touch("params")
-        self.info("backward: gradients of sum(output) computed"
+        what = "sum(output)" if loss_fn is None else \
+            f"the {self.train_config.loss} loss (mean {self.last_loss:.4g})"
+        self.info(f"backward: gradients of {what} computed"
                   + (f"; {len(self._contributions)} shared parameter(s) summed over their uses"
                      if self._contributions else ""))
         return y
 
     def trainer(self):
-        """The Trainer for Step (created on first use; reset when parameters are replaced)."""
+        """The Trainer for Step and Train (created on first use; reset when parameters are
+        replaced or the optimizer settings change)."""
+        if self._trainer is None:
+            with self._engine("trainer"):
+                self._make_trainer()
+        return self._trainer
+
+    def _make_trainer(self):
+        """The Trainer, created without logging (a training run may be on a worker thread)."""
         if self._trainer is None:
             from app.engine import gluon
-            opts = {k: v for k, v in self.training.items() if k not in ("optimizer", "batch_size")}
-            with self._engine("trainer"):
-                self._trainer = gluon.Trainer(self.params(), self.training["optimizer"], opts)
+            cfg = self.train_config
+            opts = _training().trainer_kwargs(cfg.optimizer, cfg.optimizer_settings)
+            try:
+                self._trainer = gluon.Trainer(self.params(), cfg.optimizer, opts)
+            except (ValueError, RuntimeError, AssertionError, TypeError) as err:
+                raise DocumentError(f"the trainer cannot be created: {err}") from err
         return self._trainer
 
     def step(self, batch_size: int | None = None):
         """One optimizer step with the current gradients (``trainer.step(batch_size)``, batch size
-        defaulting to the input's first dimension)."""
-        bs = batch_size or self.training.get("batch_size") or int(self.x.shape[0])
+        defaulting to the configured one, 0 meaning the input's first dimension)."""
+        bs = batch_size or self.train_config.batch_size or int(self.x.shape[0])
         trainer = self.trainer()
         with self._engine("step"):
             trainer.step(bs)
         self.record_snapshot("step")
         self._touch("params")
-        self.info(f"step: {self.training['optimizer']}, learning rate "
+        self.info(f"step: {self.train_config.optimizer}, learning rate "
                   f"{trainer.learning_rate:g}, batch size {bs}")
 
     def preview_step(self, batch_size: int | None = None) -> dict:
@@ -747,7 +774,7 @@ class Document:
                   if p.state == "initialized"}
         history_len = len(self.history.snapshots)
         try:
-            bs = batch_size or self.training.get("batch_size") or int(self.x.shape[0])
+            bs = batch_size or self.train_config.batch_size or int(self.x.shape[0])
             with self._engine("step preview"):
                 self.trainer().step(bs)
             after = {n: p.data().asnumpy() for n, p in self.params().items() if n in before}
@@ -789,17 +816,251 @@ class Document:
         contrib = {n: c for n, c in self._contributions.items()} if label == "backward" else {}
         return self.history.record(label, self.params(), users=users, contributions=contrib)
 
+    # ================================================================= training
+    @property
+    def training(self) -> dict:
+        """The optimizer settings as one flat, read-only dict: optimizer, learning_rate, every
+        other setting that differs from its default, batch_size. Change them with
+        :meth:`set_optimizer` / :meth:`set_training`."""
+        cfg = self.train_config
+        defaults = _training().optimizer_defaults(cfg.optimizer)
+        out = {"optimizer": cfg.optimizer,
+               "learning_rate": cfg.optimizer_settings["learning_rate"]}
+        out.update({k: v for k, v in cfg.optimizer_settings.items()
+                    if k != "learning_rate" and v != defaults.get(k)})
+        out["batch_size"] = cfg.batch_size
+        return out
+
+    def set_training(self, **changes) -> None:
+        """Change the training configuration, all at once and validated as a whole (keys:
+        loss, optimizer, optimizer_settings, batch_size, snapshot_every, target — see
+        :meth:`app.document.training.TrainingConfig.updated`); the loss and its target are
+        checked against the network's output shape. Emits ``changed('training')``."""
+        new = self.train_config.updated(**changes)
+        self._check_config(new)
+        if new == self.train_config:
+            return                          # nothing changed: no signal, no log
+        self._apply_config(new)
+        self.info(f"training: loss {new.loss}, {new.describe()}, batch size "
+                  f"{new.batch_size or 'of the input'}")
+
+    def set_loss(self, name: str) -> None:
+        """'raw' (the chapter's ``y.backward()``), 'l2', 'l1', 'softmax_ce' or 'sigmoid_bce'."""
+        self.set_training(loss=name)
+
+    def set_optimizer(self, name: str, settings: dict | None = None) -> None:
+        """Pick a Trainer optimizer; a different one starts from its own defaults
+        (``training.OPTIMIZER_SETTINGS[name]``), then ``settings`` apply."""
+        self.set_training(optimizer=name, optimizer_settings=dict(settings or {}))
+
+    def set_optimizer_settings(self, **values) -> None:
+        self.set_training(optimizer_settings=values)
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """The ``trainer.step(batch_size)`` normalizer; 0 = the input's first dimension."""
+        self.set_training(batch_size=batch_size)
+
+    def set_snapshot_every(self, k: int) -> None:
+        self.set_training(snapshot_every=k)
+
+    def set_target(self, **changes) -> None:
+        """Generate the target: ``shape`` (None: follow the output), ``distribution``, ``low``,
+        ``high``, ``mean``, ``std``, ``value``, ``seed``. Replaces a loaded target."""
+        base = {"source": "generated", "file": ""}
+        if self.train_config.target.source == "file" and "shape" not in changes:
+            base["shape"] = None
+        self.set_training(target={**base, **changes})
+
+    def load_input(self, path) -> None:
+        """Use the array in a ``.npy`` or ``.csv`` file as the input ``x`` (its shape becomes the
+        input shape). A bad file raises DocumentError and changes nothing."""
+        import os
+        arr = _training().read_array(path, "input")
+        name = os.path.basename(os.fspath(path))
+        new = self.input.updated(shape=arr.shape)
+        self._check_links(self.layers, self.links, new.shape)
+        cfg = self.train_config.updated(input_file=name)
+        self.input, self.train_config = new, cfg
+        _rng.seed(new.seed)             # as when a file's input is read back: no draw
+        self.x = nd.array(arr)
+        self.output = None
+        self._touch("input")
+        self.info(f"input loaded from {name}: shape {L.format_shape(arr.shape)}")
+
+    def load_target(self, path) -> None:
+        """Use the array in a ``.npy`` or ``.csv`` file as the target, checked against the loss
+        and the output shape (labels given as one column are read as (batch,)). A bad file
+        raises DocumentError and changes nothing."""
+        import os
+        T = _training()
+        arr = T.read_array(path, "target")
+        name = os.path.basename(os.fspath(path))
+        cfg = self.train_config
+        out = self.output_shape()
+        if cfg.loss_info.target != "none" and out is not None:
+            arr = T.check_target(cfg.loss, arr, out, f"from {name}")
+        new = cfg.updated(target={"source": "file", "file": name, "shape": arr.shape})
+        self._target_data = arr
+        self._apply_config(new)
+        self.info(f"target loaded from {name}: shape {L.format_shape(arr.shape)}")
+
+    def output_shape(self):
+        """The network's output shape for the current input (None when a layer cannot take its
+        input)."""
+        if not self.layers:
+            return tuple(self.input.shape)
+        shapes = self.shapes()
+        if any(problem for _i, _o, problem in shapes):
+            return None
+        out = shapes[-1][1]
+        return None if out is None or any(d is None for d in out) else tuple(out)
+
+    def target_array(self):
+        """The target the configured loss compares with (a read-only float32 array), or None
+        for the raw loss. Raises DocumentError when it does not fit the output."""
+        return self._loss_and_target()[1]
+
+    def training_problem(self) -> str:
+        """Why Train/Backward cannot run now ('' when they can)."""
+        if not self.layers:
+            return "there is nothing to train: add a layer first"
+        try:
+            self._loss_and_target()
+        except DocumentError as err:
+            return str(err)
+        for name, p in self.params().items():
+            if p.state == "uninitialized":
+                return f"Parameter '{name}' has not been initialized: Initialize first."
+        return ""
+
+    def loss_value(self) -> float:
+        """The configured loss on the current parameters and data, in predict mode (Dropout
+        off), without recording and without changing anything: the mean per-sample loss, or
+        sum(output) for the raw loss."""
+        return _training().loss_value(self)
+
+    def train(self, n: int, progress=None, cancel=None, snapshot_every=None,
+              publish: bool = True):  # noqa: FBT001
+        """Train ``n`` steps (record forward + loss, backward, ``trainer.step``) on the current
+        data; returns a :class:`~app.document.training.TrainResult`.
+
+        ``progress(step, loss)`` is called after each step and ``cancel()`` is checked after
+        it (a cancel keeps what completed). A NaN or Inf in the loss, a gradient or a parameter
+        stops the run with ``result.divergence`` saying where it first appeared. Snapshots are
+        recorded every ``snapshot_every`` steps (default: the configured interval) and at the
+        end. Safe on a worker thread: nothing is emitted while it runs; with ``publish=False``
+        nothing is emitted at all — call :meth:`publish_training` on the GUI thread after.
+        An engine error after some steps raises ``TrainingError`` (its ``result`` holds what
+        completed, which is kept); a refusal before the first step raises DocumentError."""
+        T = _training()
+        result = T.run(self, n, progress, cancel, snapshot_every)
+        if publish:
+            T.publish(self, result)
+        if result.error:
+            raise T.TrainingError(result.message, result)
+        return result
+
+    def publish_training(self, result) -> None:
+        """Add a run's snapshots to the timeline, emit ``changed('params')`` and log it."""
+        _training().publish(self, result)
+
+    def _check_config(self, cfg) -> None:
+        if cfg.loss_info.target == "none":
+            return
+        out = self.output_shape()
+        if out is None:
+            return                  # checked again when Backward or Train runs
+        target = self._target_for(cfg, out)
+        _training().check_target(cfg.loss, target, out, self._target_source(cfg))
+
+    def _apply_config(self, new) -> None:
+        old = self.train_config
+        self.train_config = new
+        if new.target.source != "file":
+            self._target_data = None
+        if (old.optimizer, old.optimizer_settings) != (new.optimizer, new.optimizer_settings):
+            self._trainer = None
+        self._touch("training")
+
+    @staticmethod
+    def _target_source(cfg) -> str:
+        t = cfg.target
+        return f"from {t.file}" if t.source == "file" else f"generated, {t.distribution}"
+
+    def _target_for(self, cfg, out_shape):
+        t = cfg.target
+        if t.source == "file":
+            if self._target_data is None:
+                raise DocumentError(f"the target file {t.file!r} is not loaded: load it again "
+                                    "or generate a target")
+            return self._target_data
+        shape = t.shape or _training().expected_target_shape(cfg.loss, out_shape)
+        key = (repr(sorted(t.to_json().items())), tuple(shape))
+        if self._target_cache is None or self._target_cache[0] != key:
+            self._target_cache = (key, _training().draw(t, shape))
+        return self._target_cache[1]
+
+    def _loss_and_target(self):
+        """(Gluon loss block or None, target array or None) for the configured loss, checked
+        against the output shape."""
+        T = _training()
+        cfg = self.train_config
+        if cfg.loss_info.target == "none":
+            return None, None
+        out = self.output_shape()
+        if out is None:
+            problems = [p for _i, _o, p in self.shapes() if p]
+            raise DocumentError("the network's output shape is unknown"
+                                + (f" ({problems[0]})" if problems else "")
+                                + ": fix the layers before computing a loss")
+        target = T.check_target(cfg.loss, self._target_for(cfg, out), out,
+                                self._target_source(cfg))
+        return T.make_loss(cfg.loss), target
+
+    def _attach_loaded_data(self, has_input: bool, target, name: str) -> None:
+        """After a file's arrays were read: a file input without its array, or a file target
+        without target.npy, falls back to generated data (with a warning)."""
+        cfg = self.train_config
+        if cfg.input_file and not has_input:
+            self.train_config = cfg = cfg.updated(input_file="")
+            self._make_input(reseed=True)
+            self.warning(f"{name}: the input came from a file whose values this file does not "
+                         "hold; the generated input is used instead.")
+        if cfg.target.source == "file":
+            if target is None:
+                self.train_config = cfg.updated(target={"source": "generated", "file": "",
+                                                        "shape": None})
+                self.warning(f"{name}: the target came from a file whose values this file "
+                             "does not hold; a generated target is used instead.")
+                return
+            if target.dtype.kind not in "fiu" or tuple(target.shape) != cfg.target.shape or \
+                    not np.isfinite(target).all():
+                raise DocumentError(f"its target (target.npy, shape {target.shape}) does not "
+                                    f"match the model's target shape {cfg.target.shape} or "
+                                    "holds non-finite values")
+            arr = target.astype(np.float32)
+            arr.flags.writeable = False
+            self._target_data = arr
+
     # ================================================================= undo mementos
     def capture(self) -> DocState:
         return DocState(self.to_spec(), {n: p.snapshot() for n, p in self.params().items()},
                         _rng.getstate(), None if self.x is None else self.x.asnumpy(),
-                        None if self.output is None else self.output.copy())
+                        None if self.output is None else self.output.copy(),
+                        self._target_data)
 
     def restore(self, state: DocState, label: str | None = "restore") -> None:
         """Put back a :meth:`capture`; ``label`` names the snapshot it records (None: none)."""
-        if state.spec != self.to_spec():
-            self._load_spec(state.spec)
-            self._rebuild(reseed=False)
+        current = self.to_spec()
+        if state.spec != current:
+            if {k: v for k, v in state.spec.items() if k != "training"} == \
+                    {k: v for k, v in current.items() if k != "training"}:
+                # only the training configuration differs: no rebuild needed
+                self.train_config = _training().TrainingConfig.from_json(
+                    state.spec.get("training"))
+            else:
+                self._load_spec(state.spec)
+                self._rebuild(reseed=False)
         params = self.params()
         for name, p in params.items():
             snap = state.params.get(name)
@@ -812,6 +1073,7 @@ class Document:
             else:
                 self.x = nd.array(state.x)
         self.output = None if state.output is None else state.output.copy()
+        self._target_data = state.target
         self._trainer = None
         if label is not None:
             self.record_snapshot(label)
@@ -820,6 +1082,9 @@ class Document:
     def state_equals(self, state: DocState) -> bool:
         """Whether the document is exactly as ``state`` captured it (structure and values)."""
         if state.spec != self.to_spec():
+            return False
+        if not _same_data(state.target, self._target_data) or \
+                not _same_data(state.x, None if self.x is None else self.x._data):
             return False
         params = self.params()
         if set(params.keys()) != set(state.params):
@@ -840,18 +1105,25 @@ class Document:
                 "layers": [s.to_json() for s in self.layers],
                 "links": [ln.to_json() for ln in self.links],
                 "global_init": self.global_init.to_json(),
-                "input": self.input.to_json()}
+                "input": self.input.to_json(),
+                "training": self.train_config.to_json()}
 
     def _load_spec(self, spec: dict) -> None:
         layers, links, global_init, input_spec = parse_spec(spec)
+        training = _training().TrainingConfig.from_json(spec.get("training"))
         self.layers, self.links = layers, links
         self.global_init, self.input = global_init, input_spec
+        if training.target.source != "file":
+            self._target_data = None
+        self.train_config = training
+        self._trainer = None
         used = [int(s.uid[1:]) for s in layers if s.uid[1:].isdigit()]
         self._uids = itertools.count(max(used, default=0) + 1)
 
     def load_spec(self, spec: dict) -> None:
         """Replace the whole model by ``spec`` (as written by :meth:`to_spec`); validated first."""
         layers, links, _g, input_spec = parse_spec(spec)
+        _training().TrainingConfig.from_json(spec.get("training"))
         self._check_links(layers, links, input_spec.shape)
         self._load_spec(spec)
         self._rebuild(reseed=True)
@@ -911,6 +1183,7 @@ class Document:
         self.net = net
         self._param_keys = keys
         self._param_users = users
+        self._trainer = None            # it held the previous network's Parameter objects
         self.output = None
         self._make_input(reseed=reseed)
 
@@ -921,6 +1194,13 @@ class Document:
         elif self.x is not None and tuple(self.x.shape) == tuple(spec.shape):
             return
         shape = tuple(spec.shape)
+        if self.train_config.input_file:
+            # The values come from a file (load_input, or a .paramlab's input.npy, which the
+            # loader copies in): nothing is drawn, so the stream stays at the seed.
+            if self.x is None or tuple(self.x.shape) != shape:
+                self.x = nd.zeros(shape)
+            self.output = None
+            return
         if spec.distribution == "uniform":
             x = nd.random.uniform(spec.low, spec.high, shape=shape)
         elif spec.distribution == "normal":
@@ -989,6 +1269,18 @@ class _EngineCall:
         details = "".join(traceback.format_exception(exc_type, exc, tb))
         self.doc.error(f"{self.what} failed: {exc}", details)
         raise DocumentError(f"{self.what} failed: {exc}") from exc
+
+
+def _training():
+    """:mod:`app.document.training` (imported late: it imports this module)."""
+    from . import training
+    return training
+
+
+def _same_data(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
 
 
 def _agree(a, b) -> bool:

@@ -112,6 +112,16 @@ class SnapshotHistory:
         self.changed.emit()
         return snap
 
+    def adopt(self, snapshots) -> None:
+        """Append snapshots recorded elsewhere (a training run keeps its own until it is
+        published), renumbered in this timeline, then keep within the budget; emits
+        ``changed`` once."""
+        for snap in snapshots:
+            snap.id = next(self._ids)
+            self.snapshots.append(snap)
+        self._enforce_budget()
+        self.changed.emit()
+
     def clear(self) -> None:
         self.snapshots.clear()
         self.dropped = 0
