@@ -88,8 +88,12 @@ def _prepare_document(path, init_spec, steps, plugin_dirs):
                           "render")
     try:
         doc.initialize()
+        # Without steps, compare initialization with the first forward, so deferred
+        # parameters are seen resolving ("4 x ?" becomes (4, 5)); with steps, compare the first
+        # forward with the last step.
+        after_init = doc.history.snapshots[-1]
         doc.forward()
-        a = doc.history.snapshots[-1]
+        a = doc.history.snapshots[-1] if steps else after_init
         for _ in range(steps):
             doc.backward()
             doc.step()
@@ -97,7 +101,7 @@ def _prepare_document(path, init_spec, steps, plugin_dirs):
         raise RenderError(str(err)) from None
     snaps = {s.id for s in doc.history.snapshots}
     if a.id not in snaps:
-        raise RenderError("the snapshot after the first forward was dropped by the snapshot "
+        raise RenderError("the first snapshot compared was dropped by the snapshot "
                           "memory budget; render fewer steps or a smaller network")
     return doc, host, a, doc.history.snapshots[-1]
 

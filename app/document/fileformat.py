@@ -143,6 +143,12 @@ def _apply_values(doc, spec, arrays, x, name):
             raise FileFormatError(f"Cannot open '{name}': its input has shape {x.shape}, but "
                                   f"the model's input is {tuple(doc.input.shape)}.")
     deferred = [n for n, st in states.items() if st == "deferred" and n in params]
+    lost = [n for n, st in states.items() if st == "initialized" and n in params
+            and n not in arrays]
+    if lost:
+        doc.warning(f"{name}: the file says {len(lost)} parameter(s) were initialized but holds "
+                    f"no values for them ({', '.join(lost)}); they open uninitialized. "
+                    "Initialize again, or open a complete copy of the file.")
     for key, arr in arrays.items():
         p = params[key]
         p._load_init(arr.astype(np.dtype(p.dtype), copy=False))

@@ -225,41 +225,27 @@ class MainWindow(QMainWindow):
         from app.ui.log_panel import LogPanel
         from app.ui.parameters_panel import ParametersPanel
 
-        from app.ui.distribution_panel import DistributionPanel
-        from app.ui.heatmap_panel import HeatmapPanel
-        from app.ui.signal_panel import SignalPanel
-        from app.ui.timeline_panel import TimelinePanel
-
         # The centre: the stack as a diagram, and the parameter panels (what did that do to my
-        # parameters?) as tabs beside it.
+        # parameters?) as tabs beside it. Those panels (and pyqtgraph) are built the first time
+        # their tab is shown, so start-up draws the window without them.
         self.diagram_view = DiagramView(self.wb, self)
         self.diagram_view.setObjectName("diagramView")
-        self.heatmap_panel = HeatmapPanel(self.wb)
-        self.distribution_panel = DistributionPanel(self.wb)
-        self.signal_panel = SignalPanel(self.wb)
+        self.heatmap_panel = self.timeline_panel = self.heatmap_split = None
+        self.distribution_panel = self.signal_panel = None
         self.center_tabs = QTabWidget(self)
         self.center_tabs.setObjectName("centerTabs")
         self.center_tabs.setDocumentMode(True)
-        # Heatmaps: the snapshot timeline (pick A and B) beside the grid it drives.
-        self.timeline_panel = TimelinePanel(self.wb)
-        self.heatmap_split = QSplitter(Qt.Orientation.Horizontal, self)
-        self.heatmap_split.setObjectName("heatmapSplit")
-        self.heatmap_split.addWidget(self.timeline_panel)
-        self.heatmap_split.addWidget(self.heatmap_panel)
-        self.heatmap_split.setStretchFactor(0, 0)
-        self.heatmap_split.setStretchFactor(1, 1)
-        self.heatmap_split.setSizes([270, 760])
-        # The centre may be narrow on a small screen: the panels scroll instead of widening the
-        # window past the screen.
-        self.timeline_panel.setMinimumWidth(110)
-        self.heatmap_panel.setMinimumWidth(120)
-        for panel in (self.distribution_panel, self.signal_panel):
-            panel.setMinimumSize(200, 150)
         self.center_tabs.addTab(self.diagram_view, "Diagram")
-        self.center_tabs.addTab(self.heatmap_split, "Heatmaps")
-        self.center_tabs.addTab(self.distribution_panel, "Distributions")
-        self.center_tabs.addTab(self.signal_panel, "Signal")
+        self._lazy_tabs = {}
+        for title, name in (("Heatmaps", "heatmapsTab"), ("Distributions", "distributionsTab"),
+                            ("Signal", "signalTab")):
+            holder = QWidget()
+            holder.setObjectName(name)
+            box = QVBoxLayout(holder)
+            box.setContentsMargins(0, 0, 0, 0)
+            self._lazy_tabs[self.center_tabs.addTab(holder, title)] = holder
         self.setCentralWidget(self.center_tabs)
+        self.center_tabs.currentChanged.connect(self._ensure_tab)
 
         self.layers_panel = LayersPanel(self.wb, self)
         self.inspector_panel = InspectorPanel(self.wb)
@@ -279,7 +265,6 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("logDock", "Log", self.log_panel, area.BottomDockWidgetArea)
         self.console_dock = self._dock("consoleDock", "Console", self.console_panel,
                                        area.BottomDockWidgetArea)
-        self.timeline_panel.pair_changed.connect(self.heatmap_panel.set_pair)
         # Bottom: Parameters on the left; Log and Console as tabs beside it.
         self.splitDockWidget(self.parameters_dock, self.log_dock, Qt.Orientation.Horizontal)
         self.tabifyDockWidget(self.log_dock, self.console_dock)
@@ -289,6 +274,45 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.parameters_dock, self.log_dock], [820, 560],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.parameters_dock], [290], Qt.Orientation.Vertical)
+
+    def _ensure_tab(self, index: int) -> None:
+        """Build the panel of centre tab ``index`` the first time it is shown."""
+        holder = self._lazy_tabs.pop(index, None)
+        if holder is None:
+            return
+        title = self.center_tabs.tabText(index)
+        if title == "Heatmaps":
+            from app.ui.heatmap_panel import HeatmapPanel
+            from app.ui.timeline_panel import TimelinePanel
+            # the snapshot timeline (pick A and B) beside the grid it drives
+            self.timeline_panel = TimelinePanel(self.wb)
+            self.heatmap_panel = HeatmapPanel(self.wb)
+            self.heatmap_split = QSplitter(Qt.Orientation.Horizontal)
+            self.heatmap_split.setObjectName("heatmapSplit")
+            self.heatmap_split.addWidget(self.timeline_panel)
+            self.heatmap_split.addWidget(self.heatmap_panel)
+            self.heatmap_split.setStretchFactor(0, 0)
+            self.heatmap_split.setStretchFactor(1, 1)
+            self.heatmap_split.setSizes([270, 760])
+            # narrow screens: the panels scroll instead of widening the window
+            self.timeline_panel.setMinimumWidth(110)
+            self.heatmap_panel.setMinimumWidth(120)
+            self.timeline_panel.pair_changed.connect(self.heatmap_panel.set_pair)
+            widget = self.heatmap_split
+        elif title == "Distributions":
+            from app.ui.distribution_panel import DistributionPanel
+            widget = self.distribution_panel = DistributionPanel(self.wb)
+            widget.setMinimumSize(200, 150)
+        else:
+            from app.ui.signal_panel import SignalPanel
+            widget = self.signal_panel = SignalPanel(self.wb)
+            widget.setMinimumSize(200, 150)
+        holder.layout().addWidget(widget)
+
+    def ensure_panels(self) -> None:
+        """Build every lazily created centre panel now (for scripts and tests)."""
+        for index in list(self._lazy_tabs):
+            self._ensure_tab(index)
 
     def _dock(self, name: str, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)

@@ -247,8 +247,11 @@ class Parameter:
         arr = _wrap(_blank(shape, dtype))
         with autograd.pause():
             try:
-                _initializer.create(default_init)(
-                    _initializer.InitDesc(self.name, {"__init__": init}), arr)
+                dispatch = _initializer.create(default_init)
+            except Exception as err:  # noqa: BLE001 - the default itself is unusable (Mixed)
+                _reraise_with_context(err, self.name, default_init)
+            try:
+                dispatch(_initializer.InitDesc(self.name, {"__init__": init}), arr)
             except Exception as err:  # noqa: BLE001 - re-raised with context
                 _reraise_with_context(err, self.name, init)
         data = arr._data
