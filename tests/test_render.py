@@ -109,3 +109,14 @@ def test_the_cli_parses_render_options(monkeypatch, tmp_path):
     assert seen["plugin_dir"] == ["a", "b"] and seen["output"].endswith("y.png")
     assert cli.main(["render", str(EXAMPLE)]) == 2            # -o is required
     assert cli.main(["render", str(EXAMPLE), "-o", "z.png", "--steps", "two"]) == 2
+
+
+def test_without_steps_initialization_is_compared_with_the_first_forward(qapp, isolated):
+    """The chapter's "(4, 0) becomes (4, 5)": A holds the deferred weight, B the drawn one."""
+    from app import render
+    res = render.render(ROOT / "resources" / "examples" / "chapter_mlp.json",
+                        isolated / "init.png", init_spec="myinit")
+    assert res.a_label.endswith("initialize")
+    assert res.b_label.endswith("forward: deferred shapes resolved")
+    assert (isolated / "init.png").stat().st_size > 0
+

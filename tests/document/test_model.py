@@ -197,3 +197,19 @@ def test_failed_save_leaves_old_file(doc, tmp_path, monkeypatch):
         fileformat.save(doc, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.paramlab"]
+
+
+def test_a_file_missing_its_values_says_so(doc, host, tmp_path):
+    doc.initialize()
+    doc.forward()
+    path = tmp_path / "full.paramlab"
+    fileformat.save(doc, path)
+    stripped = tmp_path / "stripped.paramlab"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(stripped, "w") as dst:
+        for item in src.infolist():
+            if item.filename != "params.npz":
+                dst.writestr(item, src.read(item.filename))
+    opened = fileformat.load(stripped, host=host)
+    assert all(p.state == "uninitialized" for p in opened.params().values())
+    warnings = [e.message for e in opened.log_entries if e.level == "warning"]
+    assert any("holds no values" in m and "sequential0_dense0_weight" in m for m in warnings)

@@ -1511,3 +1511,13 @@ def test_a_failing_save_leaves_the_old_file_intact(tmp_path, monkeypatch):
     with pytest.raises(DeferredInitializationError):
         deferred.save_parameters(str(f))
     assert f.read_bytes() == old
+
+
+def test_a_failing_default_initializer_is_named_as_the_culprit():
+    from app.engine import init
+    from app.engine.gluon import nn
+    net = nn.Dense(4, in_units=3)
+    with pytest.raises(AssertionError, match="initializer must be of string type") as info:
+        net.initialize(init.Mixed([".*"], [init.Zero()]))
+    assert "Mixed" in str(info.value) and "'zeros'" not in str(info.value)
+    assert net.weight.state == "uninitialized" and net.bias.state == "uninitialized"

@@ -581,11 +581,175 @@ def test_pcg64_stream_matches_numpy_generator():
     g = np.random.Generator(np.random.PCG64(5))
     assert_bits_equal(R.uniform(2.0, 3.0, shape=(100,)),
                       F(2.0) + (F(3.0) - F(2.0)) * g.random(100, dtype=np.float32))
-    assert_bits_equal(R.normal(1.0, 0.5, shape=(100,)),
-                      g.standard_normal(100, dtype=np.float32) * F(0.5) + F(1.0))
+    # float32 normal: Box-Muller on the next 50 raw 64-bit outputs (see below)
+    np.testing.assert_allclose(R.normal(1.0, 0.5, shape=(100,)),
+                               ref_pcg_normal(g.bit_generator.random_raw(50), 100, 1.0, 0.5),
+                               rtol=1e-5, atol=5e-6)
     assert_bits_equal(R.raw_u32(33), g.integers(0, 2**32, size=33, dtype=np.uint32))
     assert_bits_equal(R.randint(0, 10, (20,)), g.integers(0, 10, size=20, dtype=np.int32))
     assert_bits_equal(R.uniform(shape=(4,), dtype=np.float64), g.random(4))
+    assert_bits_equal(R.normal(shape=(5,), dtype=np.float64), g.standard_normal(5))
+
+
+# ----------------------------------------------------------------------------
+# pcg64 float32 normal: Box-Muller on raw PCG64 outputs
+# ----------------------------------------------------------------------------
+def ref_pcg_normal(words, n, loc=0.0, scale=1.0, block=None):
+    """The documented pcg64 float32 normal, in float64 from the raw 64-bit ``words``."""
+    block = R._PCG_BLOCK if block is None else block
+    words = np.asarray(words, dtype=np.uint64)
+    pairs = (n + 1) // 2
+    assert words.size == pairs
+    out = []
+    for p0 in range(0, pairs, block):
+        h = min(block, pairs - p0)
+        w = words[p0:p0 + h].astype("<u8").view("<u4")
+        a = w[:h].astype(np.float32).astype(np.float64) * 2.0**-32
+        a[w[:h] == 0] = 2.0**-33
+        theta = w[h:].view("<i4").astype(np.float64) * (math.pi * 2.0**-31)
+        rad = np.sqrt(-2.0 * np.log(a))
+        out += [rad * np.cos(theta), rad * np.sin(theta)]
+    return np.concatenate(out)[:n] * scale + loc
+
+
+class FakeBitGen:
+    """A stand-in for the PCG64 bit generator that returns chosen 64-bit words."""
+
+    def __init__(self, words):
+        self.words = np.array(words, dtype=np.uint64)
+        self.pos = 0
+
+    def random_raw(self, size):
+        w = self.words[self.pos:self.pos + size]
+        self.pos += size
+        assert w.size == size
+        return w.copy()
+
+
+@pytest.mark.parametrize("n, loc, scale", [
+    (1, 0.0, 1.0), (2, 0.0, 1.0), (7, -1.5, 2.0), (1000, 0.25, -3.0),
+    (70_001, 0.0, 0.01), (300, 5.0, 1e-30), (300, 0.0, 1e25)])
+def test_pcg64_normal_matches_documented_algorithm(n, loc, scale):
+    R.seed(21, stream="pcg64")
+    bg = np.random.PCG64(21)
+    got = R.normal(loc, scale, shape=(n,))
+    assert got.dtype == np.float32
+    want = ref_pcg_normal(bg.random_raw((n + 1) // 2), n, loc, scale)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * abs(scale))
+    # exactly ceil(n / 2) 64-bit outputs were consumed
+    assert R._ENGINE.pcg.bit_generator.state["state"] == bg.state["state"]
+    assert R.raw_draws_consumed() == 2 * ((n + 1) // 2)
+
+
+def test_pcg64_normal_edge_words():
+    """u1 from a raw 0 is 2**-33 (never log(0)); extreme angles stay in [-pi, pi]."""
+    lo = [0, 1, 0xFFFFFFFF, 0x80000000, 12345]
+    hi = [0x80000000, 0x7FFFFFFF, 0, 0xFFFFFFFF, 0x40000000]
+    words = [(h << 32) | l for l, h in zip(lo, hi)]
+    # 10 outputs = 5 pairs in one block: u1 from the first 5 u32, angles from the next 5
+    w32 = np.array(words, np.uint64).view(np.uint32)
+    out = np.empty(10, np.float32)
+    R._pcg_normal_f32(FakeBitGen(words), out, 0.0, 1.0)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, ref_pcg_normal(words, 10), rtol=1e-5, atol=1e-5)
+    rad = np.hypot(out[:5].astype(np.float64), out[5:].astype(np.float64))
+    u1 = np.maximum(w32[:5].astype(np.float32).astype(np.float64), 0.5) * 2.0**-32
+    np.testing.assert_allclose(rad, np.sqrt(-2.0 * np.log(u1)), rtol=1e-5, atol=1e-6)
+    assert list(w32[:5]) == [0, 0x80000000, 1, 0x7FFFFFFF, 0xFFFFFFFF]
+    assert abs(rad[0] - math.sqrt(66 * math.log(2))) < 1e-5   # raw 0: u1 = 2**-33
+    assert rad[4] == 0                                          # f32(2**32 - 1) == 2**32: u1 = 1
+    assert np.abs(out).max() <= math.sqrt(66 * math.log(2)) * (1 + 1e-6)
+
+
+def test_pcg64_normal_blocks_and_continuity(monkeypatch):
+    monkeypatch.setattr(R, "_PCG_BLOCK", 64)
+    R.seed(3, stream="pcg64")
+    whole = R.normal(shape=(1001,))
+    R.seed(3, stream="pcg64")
+    first = R.normal(shape=(256,))                     # a multiple of 2 * block
+    rest = R.normal(shape=(745,))
+    assert_bits_equal(np.concatenate([first, rest]), whole)
+    R.seed(3, stream="pcg64")
+    np.testing.assert_allclose(whole, ref_pcg_normal(np.random.PCG64(3).random_raw(501), 1001),
+                               rtol=1e-5, atol=1e-5)
+    # the stream moves on by ceil(n / 2) outputs whatever n is; an odd n wastes one sine
+    R.seed(3, stream="pcg64")
+    R.normal(shape=(5,))
+    bg = np.random.PCG64(3)
+    bg.random_raw(3)
+    assert_bits_equal(R.raw_u32(10), np.random.Generator(bg).integers(0, 2**32, 10, np.uint32))
+    # reproducible from the seed and through getstate / setstate
+    R.seed(3, stream="pcg64")
+    R.uniform(shape=(3,))                              # leaves a buffered 32-bit half
+    snap = R.getstate()
+    a = R.normal(2.0, 0.5, shape=(3, 333))
+    R.setstate(snap)
+    assert_bits_equal(R.normal(2.0, 0.5, shape=(3, 333)), a)
+
+
+def test_pcg64_normal_float16_and_out():
+    R.seed(8, stream="pcg64")
+    want = R.normal(1.0, 2.0, shape=(40, 5))
+    R.seed(8, stream="pcg64")
+    assert_bits_equal(R.normal(1.0, 2.0, shape=(40, 5), dtype=np.float16), want.astype(np.float16))
+    R.seed(8, stream="pcg64")
+    fout = np.empty((40, 5), np.float32, order="F")
+    assert R.normal(1.0, 2.0, out=fout) is fout
+    assert_bits_equal(np.ascontiguousarray(fout), want)
+
+
+def _pcg_sample(n, loc=0.0, scale=1.0, seed=123):
+    R.seed(seed, stream="pcg64")
+    return R.normal(loc, scale, shape=(n,)).astype(np.float64)
+
+
+def test_pcg64_normal_statistics_two_million():
+    from scipy import stats
+    n = 1 << 21
+    z = _pcg_sample(n)
+    assert abs(z.mean()) < 5 / math.sqrt(n)
+    assert abs(z.std() - 1.0) < 5 / math.sqrt(2 * n)
+    assert abs(stats.skew(z)) < 5 * math.sqrt(6.0 / n)
+    assert abs(stats.kurtosis(z)) < 5 * math.sqrt(24.0 / n)
+    assert stats.kstest(z, "norm").pvalue > 1e-4
+    # tails: counts beyond 3 and 4 sigma against the binomial expectation
+    for k in (3.0, 4.0):
+        p = 2 * stats.norm.sf(k)
+        count = np.count_nonzero(np.abs(z) > k)
+        assert abs(count - n * p) < 5 * math.sqrt(n * p * (1 - p)), (k, count, n * p)
+    assert np.count_nonzero(np.abs(z) > 5.0) < 30       # expectation 1.2
+    # the two halves of the normal fall symmetrically in every decile
+    edges = stats.norm.ppf(np.linspace(0, 1, 11))
+    counts = np.histogram(z, edges)[0]
+    assert stats.chisquare(counts).pvalue > 1e-4
+    # independence: consecutive values, values one block apart (cos / sin of
+    # one pair), and their squares
+    h = R._PCG_BLOCK
+    lim = 5 / math.sqrt(n)
+    assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < lim
+    zb = z.reshape(-1, 2 * h)
+    c, s = zb[:, :h].ravel(), zb[:, h:].ravel()
+    lim2 = 5 / math.sqrt(c.size)
+    assert abs(np.corrcoef(c, s)[0, 1]) < lim2
+    assert abs(np.corrcoef(c * c, s * s)[0, 1]) < lim2
+    assert abs(np.corrcoef(z[:-1] ** 2, z[1:] ** 2)[0, 1]) < lim
+
+
+@pytest.mark.parametrize("loc, scale", [(2.0, 3.0), (-1.0, -0.5), (0.0, 1e-30), (0.0, 1e25)])
+def test_pcg64_normal_statistics_loc_scale(loc, scale):
+    from scipy import stats
+    n = 1 << 18
+    z = (_pcg_sample(n, loc, scale, seed=77) - loc) / scale
+    assert abs(z.mean()) < 5 / math.sqrt(n)
+    assert abs(z.std() - 1.0) < 5 / math.sqrt(2 * n)
+    assert stats.kstest(z, "norm").pvalue > 1e-4
+
+
+def test_pcg64_normal_seeds_differ():
+    a = _pcg_sample(1000, seed=1)
+    b = _pcg_sample(1000, seed=2)
+    assert not np.array_equal(a, b)
+    assert_bits_equal(_pcg_sample(1000, seed=1), a)
 
 
 @needs_libm
