@@ -43,16 +43,36 @@ Two streams are available:
       computed in float32 and then rounded.
 
 ``'pcg64'``
-    NumPy ``Generator(PCG64(seed))``: fast, not MXNet-compatible.
+    NumPy's PCG64 bit generator seeded with ``seed``: fast, reproducible from
+    the seed, not MXNet-compatible.  Uniform, randint, raw draws and float64
+    normals are ``Generator(PCG64(seed))``'s.  float32 (and float16) normals
+    use Box-Muller in float32 on the generator's raw 64-bit outputs
+    (:func:`_pcg_normal_f32`, ``|z| <= 6.77``): an op of ``n`` values consumes
+    exactly ``ceil(n / 2)`` outputs (``2 * ceil(n / 2)`` raw 32-bit draws),
+    leaving a 32-bit half buffered by an earlier float32 uniform, randint or
+    ``raw_u32`` buffered for the next of those.  Values depend on how a
+    sample is split into ops: ``normal(n)`` then ``normal(m)`` equals
+    ``normal(n + m)`` when ``n`` is a multiple of ``2 * _PCG_BLOCK`` (65536);
+    otherwise both are equally valid samples, and for even ``n`` the stream
+    position afterwards is the same.
 
 All functions are thread-safe (one module-level lock).  Pure NumPy + ctypes.
 Generator states are created lazily: an op of at most 64 values only ever
 builds state 0.
 
-Speed (``tests/bench/bench_random.py``): uniform costs about 1.1x the raw
-draws it consumes.  The exact MXNet normal costs roughly 2.5-3x its raw draws
-(about 2.55 draws per value): the bit-exact glibc ``logf`` port alone is ~14
-vectorised float64 passes, which is more work than drawing the raw numbers.
+Speed (``tests/bench/bench_random.py``, 4096x4096 float32, time over
+``raw_u32`` of the raw draws the op consumed): uniform about 1.1x.  The pcg64
+normal about 1.2-1.4x (one draw per value; about 1.5x the bare
+``PCG64.random_raw`` of the same bits).  The exact MXNet normal about 3x
+(2.55 draws per value): per state, against drawing its raws (1.0), the
+attempts' conversion, squares, acceptance and compaction cost about 1.0, the
+bit-exact glibc ``logf`` port (10 float64 passes, a table gather and the
+midpoint check) about 1.1, the rest about 0.4.  A float64 ``np.log`` is no
+shortcut: glibc's ``logf`` is not correctly rounded (its double result is up
+to 2**-28.63 from ``log(x)``, about 0.29 float32 ulp near x = 0.985), so a window
+that proves the float32 rounding of ``np.log`` right still sends about 21% of
+the polar method's ``r2`` (8.7% with a two-level window) to the exact port,
+and measured no faster.
 """
 from __future__ import annotations
 
@@ -101,6 +121,10 @@ _NORMAL_EXTRA = 4          # extra attempted pairs per state and round
 _GROUP_RAWS = 1 << 16      # raw draws processed together (cache-sized batches)
 _KERNEL_CHUNK = 16384      # elements per chunk in the normal kernel
 _MIDPOINT_WINDOW = 1 << 14  # double ulps around float32 rounding midpoints
+
+_PCG_BLOCK = 1 << 15       # Box-Muller pairs per block (pcg64 normal; cache-sized)
+_F32_2M33 = np.float32(2.0 ** -33)
+_F32_PI_2M31 = np.float32(math.pi * 2.0 ** -31)
 
 _ACCEPT = math.pi / 4.0
 _LITTLE = sys.byteorder == "little"
@@ -692,6 +716,68 @@ def _normal_group(jobs, dst, f32, kernel, loc, scale, work) -> None:
         jobs = pending
 
 
+# ------------------------------- pcg64 normal ------------------------------
+def _pcg_normal_f32(bg, dst: np.ndarray, loc, scale) -> None:
+    """float32 normals from the PCG64 bit generator ``bg`` (Box-Muller), in place in ``dst``.
+
+    The op draws ``ceil(n / 2)`` 64-bit outputs (twice as many raw 32-bit
+    draws) in blocks of up to ``_PCG_BLOCK``.  A block of ``h`` outputs is
+    viewed as ``2h`` uint32 ``a[0:h] + b[0:h]`` (low half of each output
+    first); pair ``j`` uses ``u1 = f32(a[j]) * 2**-32`` (``2**-33`` for
+    ``a[j] == 0``, so never 0; at most 1) and ``theta = f32(int32(b[j])) *
+    f32(pi * 2**-31)`` in ``[-pi, pi]``.  With ``rad = sqrt(log(u1) * f32(-2 *
+    s * s))`` the block's outputs are ``rad * cos(theta)`` for all its pairs,
+    then ``rad * sin(theta)`` (the last sine is dropped when ``n`` is odd).
+    ``s`` is ``scale`` folded into the radius (its sign applied to ``rad``)
+    when ``2**-20 <= |scale| <= 2**20``; otherwise ``s = 1`` and the outputs
+    are multiplied by ``scale``.  ``loc`` is added unless it is 0.
+    Everything is float32 (NumPy's vectorised ``log``, ``sqrt``, ``cos`` and
+    ``sin``); since ``u1 >= 2**-33``, ``|z| <= 6.77`` (the normal tail beyond
+    has probability 1.3e-11).
+    """
+    n = dst.size
+    pairs = (n + 1) // 2
+    blk = min(_PCG_BLOCK, pairs)
+    U = np.empty(blk, np.float32)
+    T = np.empty(blk, np.float32)
+    loc = np.float32(loc)
+    scale = np.float32(scale)
+    fused = bool(np.isfinite(scale) and 2.0 ** -20 <= abs(scale) <= 2.0 ** 20)
+    k = np.float32(-2.0) * scale * scale if fused else np.float32(-2.0)
+    flip = fused and scale < 0
+    post = not fused and scale != 1
+    shift = loc != 0                                   # also for NaN
+    for p0 in range(0, pairs, blk):
+        h = min(blk, pairs - p0)
+        w = bg.random_raw(h).view(np.uint32)           # 2h raw draws, in stream order
+        if not _LITTLE:
+            w = w.reshape(h, 2)[:, ::-1].ravel()       # low half of each output first
+        a, b = w[:h], w[h:]
+        u, t = U[:h], T[:h]
+        np.copyto(u, a, casting="unsafe")              # f32(a): SIMD casts, then scale
+        np.multiply(u, _F32_2M32, out=u)
+        if a.min() == 0:
+            u[a == 0] = _F32_2M33
+        np.log(u, out=u)
+        np.multiply(u, k, out=u)
+        np.sqrt(u, out=u)                              # radius (times |scale| if fused)
+        if flip:
+            np.negative(u, out=u)
+        np.copyto(t, b.view(np.int32), casting="unsafe")
+        np.multiply(t, _F32_PI_2M31, out=t)
+        o = dst[2 * p0:2 * p0 + 2 * h]
+        m = o.size - h                                 # sines kept: h, or h - 1 at an odd end
+        oc, os_ = o[:h], o[h:]
+        np.cos(t, out=oc)
+        np.multiply(oc, u, out=oc)
+        np.sin(t[:m], out=os_)
+        np.multiply(os_, u[:m], out=os_)
+        if post:
+            np.multiply(o, scale, out=o)
+        if shift:
+            np.add(o, loc, out=o)
+
+
 # ------------------------------- randint -----------------------------------
 def _mx_randint(low: int, high: int, n: int) -> np.ndarray:
     rng = high - low
@@ -810,6 +896,9 @@ def normal(loc=0.0, scale=1.0, shape=(1,), dtype=np.float32, out: np.ndarray | N
         if eng.stream == "mxnet":
             with np.errstate(all="ignore"):
                 _mx_normal(work, loc, scale)
+        elif work.dtype == np.float32:
+            with np.errstate(all="ignore"):
+                _pcg_normal_f32(eng.pcg_gen().bit_generator, work, loc, scale)
         else:
             gen = eng.pcg_gen()
             ft = work.dtype.type
