@@ -315,7 +315,24 @@ def _param_title(name: str) -> str:
 
 
 # ======================================================================== the panel
-class DistributionPanel(QWidget):
+class RefreshWhenVisible:
+    """Mixin for plot panels that redraw on a debounced single-shot ``self._timer`` only while
+    visible: a panel marked ``self._stale`` catches up when shown, and a palette change (light
+    ↔ dark) marks it stale."""
+
+    def showEvent(self, event):  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._stale:
+            self._timer.start()
+
+    def changeEvent(self, event):  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._stale = True
+            self._timer.start()
+
+
+class DistributionPanel(RefreshWhenVisible, QWidget):
     """Histogram + theoretical density + KS fit for one parameter (``distributionPanel``)."""
 
     def __init__(self, workbench, parent=None):
@@ -461,17 +478,6 @@ class DistributionPanel(QWidget):
     def _on_timer_timeout(self) -> None:
         if self.isVisible():
             self._render()
-
-    def showEvent(self, event):  # noqa: N802 - Qt override
-        super().showEvent(event)
-        if self._stale:
-            self._timer.start()
-
-    def changeEvent(self, event):  # noqa: N802 - Qt override
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            self._stale = True
-            self._timer.start()
 
     # --------------------------------------------------------------- selection
     def _pick_from_selection(self, selection) -> bool:

@@ -20,15 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
+from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtGui import QCursor, QFontMetrics
 from PySide6.QtWidgets import (QLabel, QStackedWidget, QToolTip,
                                QVBoxLayout, QWidget)
 
 from app.document import analysis
 
-from .distribution_panel import (message_page, LegendLabel, export_plot, install_export_action,
-                                 plot_colors, plot_frame, set_axis_label, style_plot)
+from .distribution_panel import (LegendLabel, RefreshWhenVisible, export_plot,
+                                 install_export_action, message_page, plot_colors, plot_frame,
+                                 set_axis_label, style_plot)
 
 __all__ = ["SignalPanel", "signal_verdict", "format_factor", "GROWTH_LIMIT"]
 
@@ -97,7 +98,7 @@ def gradient_summary(signals, limit: float = GROWTH_LIMIT) -> str:
     return f"gradients stay within {limit:g}× from layer {n} back to 0"
 
 
-class SignalPanel(QWidget):
+class SignalPanel(RefreshWhenVisible, QWidget):
     """Per-layer mean/std of activations and gradients for the current input (``signalPanel``)."""
 
     def __init__(self, workbench, parent=None):
@@ -266,17 +267,6 @@ class SignalPanel(QWidget):
                         self.plots)
                     return
         QToolTip.hideText()
-
-    def showEvent(self, event):  # noqa: N802 - Qt override
-        super().showEvent(event)
-        if self._stale:
-            self._timer.start()
-
-    def changeEvent(self, event):  # noqa: N802 - Qt override
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            self._stale = True
-            self._timer.start()
 
     # --------------------------------------------------------------- computing
     def _recompute(self) -> None:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QScrollArea, Q
 
 from app.document import DocumentError, analysis
 
-from .distribution_panel import (message_page, _g, export_plot, install_export_action, plot_colors,
+from .distribution_panel import (_g, export_plot, install_export_action, message_page, plot_colors,
                                  plot_frame)
 from .layers_panel import blend
 
