@@ -454,13 +454,7 @@ class _LayerList(QListWidget):
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event):
-        if event.mimeData().hasFormat(LAYER_MIME):
-            event.setDropAction(Qt.DropAction.MoveAction)
-            event.accept()
-            self._set_drop_pos(self.drop_position(event.position().toPoint()))
-        else:
-            event.ignore()
+    dragMoveEvent = dragEnterEvent     # same answer while the drag moves  # noqa: N815
 
     def dragLeaveEvent(self, event):
         self._set_drop_pos(None)
