@@ -21,6 +21,7 @@ import numpy as np
 from app.engine.fileio import atomic_write
 
 from .model import Document, DocumentError
+from .replay import Replay
 
 __all__ = ["save", "load", "FileFormatError", "EXTENSION"]
 
@@ -47,6 +48,12 @@ def save(doc: Document, path) -> None:
     np.savez(buf, **arrays)
     xbuf = io.BytesIO()
     np.save(xbuf, doc.x.asnumpy(), allow_pickle=False)
+    obuf = None
+    opt_arrays, opt_spec = _optimizer_state(doc)
+    if opt_spec is not None:
+        spec["optimizer_state"] = opt_spec
+        obuf = io.BytesIO()
+        np.savez(obuf, **opt_arrays)
     tbuf = None
     if doc.train_config.target.source == "file" and doc._target_data is not None:
         tbuf = io.BytesIO()
@@ -59,7 +66,63 @@ def save(doc: Document, path) -> None:
             zf.writestr("input.npy", xbuf.getvalue())
             if tbuf is not None:
                 zf.writestr("target.npy", tbuf.getvalue())
+            if obuf is not None:
+                zf.writestr("optimizer.npz", obuf.getvalue())
     atomic_write(path, write)
+
+
+def _optimizer_state(doc):
+    """The trainer's state (momentum, Adam moments, update counts) by parameter name, so a
+    reopened file trains on exactly as the session that saved it would have."""
+    t = doc._trainer
+    if t is None or not t._states and not t.optimizer._index_update_count:
+        return {}, None
+    names = [p.name for p in t._params]
+    opt = t.optimizer
+    arrays = {}
+    for i, state in t._states.items():
+        for j, arr in enumerate(opt.state_arrays(state)):
+            arrays[f"{names[i]}:{j}"] = np.ascontiguousarray(arr)
+    spec = {"optimizer": doc.train_config.optimizer, "num_update": int(opt.num_update),
+            "stateful": [names[i] for i in sorted(t._states)],
+            "counts": {names[i]: int(c) for i, c in opt._index_update_count.items()}}
+    return arrays, spec
+
+
+def _load_optimizer_state(doc, spec, arrays, name) -> None:
+    """Give the document's trainer the saved state; a state that does not fit is dropped with
+    a warning (the values themselves are fine)."""
+    saved = spec.get("optimizer_state")
+    if saved is None:
+        return
+    try:
+        if saved["optimizer"] != doc.train_config.optimizer:
+            raise ValueError(f"it belongs to {saved['optimizer']!r}, the model trains with "
+                             f"{doc.train_config.optimizer!r}")
+        t = doc._make_trainer()
+        index = {p.name: i for i, p in enumerate(t._params)}
+        opt = t.optimizer
+        states = {}
+        for pname in saved["stateful"]:
+            i = index[pname]
+            states[i] = opt.create_state(i, t._params[i].data()._data)
+            for j, target in enumerate(opt.state_arrays(states[i])):
+                arr = arrays[f"{pname}:{j}"]
+                if arr.shape != target.shape or arr.dtype.kind != "f":
+                    raise ValueError(f"{pname}'s state {j} has shape {arr.shape}, expected "
+                                     f"{target.shape}")
+                target[...] = arr
+        counts = {index[k]: int(v) for k, v in saved["counts"].items()}
+        num = int(saved["num_update"])
+    except (KeyError, TypeError, ValueError, AttributeError, DocumentError) as err:
+        doc._trainer = None
+        doc.replay = doc.replay.off("the optimizer's saved state could not be used")
+        doc.warning(f"{name}: the optimizer's saved state cannot be used ({err}); training "
+                    "continues from a fresh optimizer state.")
+        return
+    t._states = states
+    opt._index_update_count = counts
+    opt.num_update = num
 
 
 def load(path, host=None, memory_limit=None) -> Document:
@@ -68,7 +131,7 @@ def load(path, host=None, memory_limit=None) -> Document:
     name = os.path.basename(path)
     if not os.path.exists(path):
         raise FileFormatError(f"Cannot open '{name}': no such file.")
-    arrays, x, target = {}, None, None
+    arrays, x, target, opt_arrays = {}, None, None, {}
     try:
         if path.lower().endswith(".json"):
             with open(path, encoding="utf-8") as fh:
@@ -89,6 +152,10 @@ def load(path, host=None, memory_limit=None) -> Document:
                         arrays = {k: npz[k] for k in npz.files}
                 if "input.npy" in members:
                     x = np.load(io.BytesIO(zf.read("input.npy")), allow_pickle=False)
+                if "optimizer.npz" in members:
+                    with np.load(io.BytesIO(zf.read("optimizer.npz")),
+                                 allow_pickle=False) as npz:
+                        opt_arrays = {k: npz[k] for k in npz.files}
                 if "target.npy" in members:
                     target = np.load(io.BytesIO(zf.read("target.npy")), allow_pickle=False)
     except FileFormatError:
@@ -113,6 +180,12 @@ def load(path, host=None, memory_limit=None) -> Document:
         doc._attach_loaded_data(x is not None, target, name)
     except DocumentError as err:
         raise FileFormatError(f"Cannot open '{name}': {err}") from err
+    if any(p.state != "uninitialized" for p in doc.params().values()):
+        # the values are the file's: how they were made is what the file says; the random
+        # stream starts again, which matters only if training draws (Dropout, deferred)
+        replay = Replay.from_json(spec.get("replay"))
+        doc.replay = replay.reopened() if doc.draws_while_training() else replay
+    _load_optimizer_state(doc, spec, opt_arrays, name)
     doc.history.clear()
     doc.record_snapshot(f"load {name}")
     doc.path = path

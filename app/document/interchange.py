@@ -272,6 +272,7 @@ def import_params(doc, path) -> list[str]:
     for p, arr in plan:
         p._load_init(arr)
     doc._trainer = None
+    doc.replay = doc.replay.off(f"the values were imported from {name}")
     doc.record_snapshot(f"import {name}")
     doc._touch("params")
     doc.info(f"imported {len(plan)} parameter(s) from {name}")

@@ -34,6 +34,7 @@ from app.engine.gluon.parameter import initialize_group
 from app.pluginhost.settings import SettingsError
 
 from . import layers as L
+from .replay import Replay
 from .signals import Signal
 from .snapshots import SnapshotHistory
 
@@ -209,6 +210,7 @@ class DocState:
     x: np.ndarray | None
     output: np.ndarray | None
     target: np.ndarray | None = None    # a target loaded from a file (read-only, shared)
+    trainer: object = None              # the optimizer's state (momentum...), see _trainer_state
 
     @property
     def nbytes(self) -> int:
@@ -229,6 +231,7 @@ class Document:
         self.last_loss = None              # the loss of the last backward or training step
         self._trainer = None
         self._contributions: dict = {}
+        self.replay = Replay()             # can Export as Python rebuild the values? (replay.py)
         self.changed = Signal()
         self.logged = Signal()
         self.changed.on_error = self._view_error
@@ -556,6 +559,7 @@ class Document:
                 f"gradients, over the limit of {self.memory_limit / 2**20:.0f} MiB. Confirm to "
                 "allocate anyway, or make the layers smaller.", nbytes)
         old_layers, old_links = self.layers, self.links
+        had_values = self._any_values()
         keep = self._values_by_key()
         self.layers, self.links = list(layers), list(links)
         try:
@@ -566,6 +570,9 @@ class Document:
             self._restore_by_key(keep)
             raise DocumentError(f"the network cannot be built: {err}") from err
         lost = self._restore_by_key(keep)
+        if had_values:
+            self.replay = self.replay.off("the layers changed after the parameters were "
+                                          "initialized")
         if lost:
             self.info("reset (their shapes changed; initialize again): " + ", ".join(lost))
         self._touch("structure")
@@ -645,6 +652,7 @@ class Document:
                         f"{type(obj).__name__} needs a data batch and calibrates the whole "
                         "network: choose it as the global initializer, not per layer.")
             items.append((p, exp_obj, default))
+        redraw = force_reinit or any(p.state == "uninitialized" for p, _e, _d in items)
         with self._engine("initialize"):
             if getattr(global_obj, "needs_data", False) and only is None:
                 if any(spec.param_inits or spec.init for spec in self.layers):
@@ -655,6 +663,7 @@ class Document:
             else:
                 initialize_group(items, force_reinit=force_reinit)
         self._trainer = None
+        self.replay = self.replay.initialized(only is not None, redraw)
         self.record_snapshot("force re-initialize" if force_reinit else "initialize")
         self._touch("params")
         states = [p.state for p in self.params().values()]
@@ -670,6 +679,7 @@ class Document:
                 out = self.net(self.x)
         self.output = out.asnumpy()
         resolved = [n for n in deferred if self.params()[n].state == "initialized"]
+        self.replay = self.replay.forwarded(bool(resolved))
         self.record_snapshot("forward: deferred shapes resolved" if resolved else "forward")
         self._touch("params")
         self.info(f"forward: input {L.format_shape(self.x.shape)} → output "
@@ -691,6 +701,7 @@ class Document:
                                 "first, then set its values")
         with self._engine("set_data"):
             p.set_data(nd.array(arr, dtype=np.dtype(p.dtype)))
+        self.replay = self.replay.off(f"{name} was set by hand (set_data)")
         self.record_snapshot(f"set_data {name}")
         self._touch("params")
         self.info(f"set_data on {name}")
@@ -711,6 +722,7 @@ class Document:
         against the target (``loss.backward()``). Shared parameters get the sum of their uses'
         gradients; each use's contribution is kept for the panels."""
         loss_fn, target = self._loss_and_target()
+        draws = self.draws_while_training()
         with self._engine("backward"):
             with autograd.record_contributions() as rc:
                 with autograd.record():
@@ -725,6 +737,7 @@ class Document:
         by_array = rc.by_array
         self._contributions = {name: by_array[p._data] for name, p in self.params().items()
                                if p._data is not None and p._data in by_array}
+        self.replay = self.replay.backward(draws)
         self.record_snapshot("backward")
         self._touch("params")
         what = "sum(output)" if loss_fn is None else \
@@ -761,6 +774,8 @@ class Document:
         trainer = self.trainer()
         with self._engine("step"):
             trainer.step(bs)
+        configured = self.train_config.batch_size or int(self.x.shape[0])
+        self.replay = self.replay.stepped(bs == configured)
         self.record_snapshot("step")
         self._touch("params")
         self.info(f"step: {self.train_config.optimizer}, learning rate "
@@ -785,6 +800,7 @@ class Document:
         return {n: (before[n], after[n]) for n in before}
 
     def _trainer_state(self):
+        """The trainer with an independent copy of its optimizer state (None without one)."""
         if self._trainer is None:
             return None
         import copy as _copy
@@ -809,6 +825,25 @@ class Document:
             if snap is not None:
                 p.restore(snap)
         _rng.setstate(state.rng)
+
+    def draws_while_training(self) -> bool:
+        """Whether a recorded forward draws random numbers: a Dropout that drops, or a
+        deferred parameter that the forward initializes."""
+        if any(s.kind == "Dropout" and s.settings.get("rate", 0) > 0 for s in self.layers):
+            return True
+        return any(p.state == "deferred" for p in self.params().values())
+
+    @property
+    def replay_steps(self) -> int | None:
+        """Training steps the current parameters are from since Initialize, when the exported
+        script (Initialize, Forward, that many steps) reproduces them bit for bit; else None
+        (:attr:`replay_note` says why)."""
+        return self.replay.steps_or_none
+
+    @property
+    def replay_note(self) -> str:
+        """Why the exported script would not reproduce the current values ('' when it does)."""
+        return self.replay.why_not()
 
     def record_snapshot(self, label: str):
         """Add a labelled snapshot of every parameter to the timeline."""
@@ -882,6 +917,7 @@ class Document:
         cfg = self.train_config.updated(input_file=name)
         self.input, self.train_config = new, cfg
         _rng.seed(new.seed)             # as when a file's input is read back: no draw
+        self.replay = self.replay.input_drawn(self._any_values())
         self.x = nd.array(arr)
         self.output = None
         self._touch("input")
@@ -976,6 +1012,8 @@ class Document:
     def _apply_config(self, new) -> None:
         old = self.train_config
         self.train_config = new
+        if {**old.to_json(), "snapshot_every": 0} != {**new.to_json(), "snapshot_every": 0}:
+            self.replay = self.replay.config_changed()
         if new.target.source != "file":
             self._target_data = None
         if (old.optimizer, old.optimizer_settings) != (new.optimizer, new.optimizer_settings):
@@ -1047,20 +1085,24 @@ class Document:
         return DocState(self.to_spec(), {n: p.snapshot() for n, p in self.params().items()},
                         _rng.getstate(), None if self.x is None else self.x.asnumpy(),
                         None if self.output is None else self.output.copy(),
-                        self._target_data)
+                        self._target_data, self._trainer_state())
 
     def restore(self, state: DocState, label: str | None = "restore") -> None:
         """Put back a :meth:`capture`; ``label`` names the snapshot it records (None: none)."""
         current = self.to_spec()
+        rebuilt = False
         if state.spec != current:
-            if {k: v for k, v in state.spec.items() if k != "training"} == \
-                    {k: v for k, v in current.items() if k != "training"}:
+            light = ("training", "replay")
+            if {k: v for k, v in state.spec.items() if k not in light} == \
+                    {k: v for k, v in current.items() if k not in light}:
                 # only the training configuration differs: no rebuild needed
                 self.train_config = _training().TrainingConfig.from_json(
                     state.spec.get("training"))
             else:
                 self._load_spec(state.spec)
                 self._rebuild(reseed=False)
+                rebuilt = True
+        self.replay = Replay.from_json(state.spec.get("replay"))
         params = self.params()
         for name, p in params.items():
             snap = state.params.get(name)
@@ -1075,6 +1117,8 @@ class Document:
         self.output = None if state.output is None else state.output.copy()
         self._target_data = state.target
         self._trainer = None
+        if state.trainer is not None and not rebuilt:
+            self._set_trainer_state(_copy_trainer_state(state.trainer))
         if label is not None:
             self.record_snapshot(label)
         self._touch("structure")
@@ -1106,7 +1150,8 @@ class Document:
                 "links": [ln.to_json() for ln in self.links],
                 "global_init": self.global_init.to_json(),
                 "input": self.input.to_json(),
-                "training": self.train_config.to_json()}
+                "training": self.train_config.to_json(),
+                "replay": self.replay.to_json()}
 
     def _load_spec(self, spec: dict) -> None:
         layers, links, global_init, input_spec = parse_spec(spec)
@@ -1191,6 +1236,7 @@ class Document:
         spec = self.input
         if reseed:
             _rng.seed(spec.seed)
+            self.replay = self.replay.input_drawn(self._any_values())
         elif self.x is not None and tuple(self.x.shape) == tuple(spec.shape):
             return
         shape = tuple(spec.shape)
@@ -1211,6 +1257,11 @@ class Document:
             x = nd.full(shape, spec.value)
         self.x = x
         self.output = None
+
+    def _any_values(self) -> bool:
+        """Whether some parameter holds values or waits for deferred initialization."""
+        return self.net is not None and any(p.state != "uninitialized"
+                                            for p in self.params().values())
 
     def _values_by_key(self):
         out = {}
@@ -1243,6 +1294,11 @@ class Document:
                 p._shape = tuple(n or s for n, s in zip(new, snap.shape))
                 p._deferred_init = snap.deferred
         return lost
+
+
+def _copy_trainer_state(saved):
+    t, states, counts, num = saved
+    return t, copy.deepcopy(states), dict(counts), num
 
 
 class _EngineCall:
