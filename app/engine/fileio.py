@@ -27,6 +27,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[object], None]) -> No
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:
+        # mkstemp makes the file private (0600); give the result the mode a plain open()
+        # would: the existing file's, else what the umask allows
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

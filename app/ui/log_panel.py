@@ -59,6 +59,10 @@ class LogDetailsDialog(QDialog):
         layout.addWidget(message)
         layout.addWidget(self.text, 1)
         layout.addWidget(buttons)
+        if not entry.details:               # a long message without a traceback
+            self.text.hide()
+            layout.addStretch(1)
+            self.resize(560, 200)
         self._entry = entry
         buttons.rejected.connect(self.reject)
         copy.clicked.connect(self._on_copy_clicked)
@@ -83,11 +87,13 @@ class LogPanel(QWidget):
         self.view.setColumnCount(2)
         self.view.setHeaderHidden(True)
         self.view.setRootIsDecorated(False)
-        self.view.setUniformRowHeights(False)
-        self.view.setWordWrap(True)
+        # one line per entry (the whole message is its tooltip and in Details…): Qt does not
+        # re-measure wrapped rows when the column width changes, and they overlapped
+        self.view.setUniformRowHeights(True)
+        self.view.setWordWrap(False)
         self.view.setAlternatingRowColors(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.view.setIconSize(QSize(16, 16))
         header = self.view.header()
@@ -182,7 +188,8 @@ class LogPanel(QWidget):
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         item.setFont(0, mono)
         item.setForeground(0, self.palette().placeholderText())
-        tip = entry.message + ("\n\nDouble-click for details." if entry.details else "")
+        tip = entry.message + ("\n\nDouble-click for details." if entry.details else
+                               "\n\nDouble-click to see the whole message.")
         item.setToolTip(1, tip)
         if entry.level == "error":
             item.setForeground(1, QColor(ERROR_COLOR))
@@ -216,7 +223,7 @@ class LogPanel(QWidget):
 
     def _update_details_button(self) -> None:
         entry = self._current_entry()
-        self.details_button.setEnabled(bool(entry is not None and entry.details))
+        self.details_button.setEnabled(entry is not None)
 
     def _on_entry_logged(self, entry) -> None:
         self._append(entry)
@@ -244,13 +251,13 @@ class LogPanel(QWidget):
 
     def _on_details_clicked(self) -> None:
         entry = self._current_entry()
-        if entry is not None and entry.details:
+        if entry is not None:
             self.show_details(entry)
 
     def _on_item_double_clicked(self, item, _column) -> None:
         entry = item.data(0, _ENTRY)
-        if entry is not None and entry.details:
-            self.show_details(entry)
+        if entry is not None:
+            self.show_details(entry)        # the whole message, and the traceback if any
 
     def _on_current_changed(self, *_args) -> None:
         self._update_details_button()

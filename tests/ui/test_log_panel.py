@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QPushButton, QToolButton, QTreeWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QToolButton, QTreeWidget
 
 import app
 from app.document import fileformat
@@ -125,14 +125,19 @@ def test_details_of_an_entry_with_a_traceback(qtbot, panel, wb):
     details = panel.findChild(QPushButton, "logDetails")
     plain = items(panel)[-2]
     click_item(qtbot, panel, plain)
-    assert not details.isEnabled()
+    assert details.isEnabled()              # the whole message, without a traceback
+    click(qtbot, details)
+    dialog = panel.findChild(LogDetailsDialog, "logDetailsDialog")
+    assert dialog.isVisible() and not dialog.text.isVisible()
+    assert dialog.findChild(QLabel, "logDetailsMessage").text() == "no details here"
+    dialog.close()
     item = items(panel)[-1]
     assert "[details…]" in item.text(1)
     click_item(qtbot, panel, item)
     assert details.isEnabled()
     click(qtbot, details)
-    dialog = panel.findChild(LogDetailsDialog, "logDetailsDialog")
-    assert dialog is not None and dialog.isVisible()
+    dialog = panel.details_dialog
+    assert isinstance(dialog, LogDetailsDialog) and dialog.isVisible()
     assert "ZeroDivisionError: division by zero" in dialog.text.toPlainText()
     assert dialog.text.isReadOnly()
     dialog.close()
