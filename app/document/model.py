@@ -1082,7 +1082,13 @@ class Document:
 
     # ================================================================= undo mementos
     def capture(self) -> DocState:
-        return DocState(self.to_spec(), {n: p.snapshot() for n, p in self.params().items()},
+        """Everything undo needs to put the document back as it is now. A parameter whose
+        values and gradient equal those of the timeline's latest snapshot shares its
+        (read-only) arrays instead of copying them: comparing reads the arrays, copying also
+        writes and allocates them, and a gesture captures before and after."""
+        latest = self.history.snapshots[-1].params if self.history.snapshots else {}
+        params = {n: _snapshot_sharing(p, latest.get(n)) for n, p in self.params().items()}
+        return DocState(self.to_spec(), params,
                         _rng.getstate(), None if self.x is None else self.x.asnumpy(),
                         None if self.output is None else self.output.copy(),
                         self._target_data, self._trainer_state())
@@ -1294,6 +1300,30 @@ class Document:
                 p._shape = tuple(n or s for n, s in zip(new, snap.shape))
                 p._deferred_init = snap.deferred
         return lost
+
+
+def _snapshot_sharing(p, rec):
+    """``p.snapshot()``, sharing ``rec``'s arrays (a timeline record) when they are equal."""
+    data = p._data
+    if rec is None or data is None or rec.data is None:
+        return p.snapshot()
+    cur, grad = data._data, (None if p._grad is None else p._grad._data)
+    if not _bits_equal(rec.data, cur) or (grad is None) != (rec.grad is None) or \
+            (grad is not None and not _bits_equal(rec.grad, grad)):
+        return p.snapshot()
+    from app.engine.gluon.parameter import ParamSnapshot
+    return ParamSnapshot(p._shape, p._dtype, p._grad_req, p._deferred_init, rec.data, rec.grad,
+                         data._fresh_grad)
+
+
+def _bits_equal(a, b) -> bool:
+    """Equal bit for bit (so -0.0 differs from 0.0, and a NaN equals only itself)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f" and a.dtype.itemsize in (2, 4, 8):
+        u = np.dtype(f"u{a.dtype.itemsize}")
+        return bool(np.array_equal(a.view(u), b.view(u)))
+    return bool(np.array_equal(a, b))
 
 
 def _copy_trainer_state(saved):

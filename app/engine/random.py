@@ -343,17 +343,19 @@ class _MXState:
     inside ``bg``, so the visible stream is that of sequential drawing.
     """
 
-    __slots__ = ("bg", "buf", "drawn")
+    __slots__ = ("bg", "buf", "drawn", "_snap")
 
     def __init__(self, seed_value: int):
         self.bg = _new_mt19937(seed_value)
         self.buf = None
         self.drawn = 0          # raw draws taken from ``bg`` (diagnostics)
+        self._snap = None       # the last snapshot, while nothing was drawn since
 
     def fill(self, dst: np.ndarray) -> None:
         """Write the next ``dst.size`` raw draws into the uint32 array ``dst``."""
         m = dst.size
         k = 0
+        self._snap = None
         buf = self.buf
         if buf is not None:
             k = min(buf.size, m)
@@ -368,13 +370,19 @@ class _MXState:
         """Put draws that were taken but not used back at the front of the stream."""
         if unused.size == 0:
             return
+        self._snap = None
         if self.buf is None or self.buf.size == 0:
             self.buf = unused.copy()
         else:
             self.buf = np.concatenate([unused, self.buf])
 
     def snapshot(self):
-        return (self.bg.state, None if self.buf is None else self.buf.copy())
+        """(generator state, push-back buffer); treat it as immutable. A state that drew
+        nothing since its last snapshot returns that one again (undo captures the stream
+        before and after every gesture: 1024 states, most of them idle)."""
+        if self._snap is None:
+            self._snap = (self.bg.state, None if self.buf is None else self.buf.copy())
+        return self._snap
 
     @classmethod
     def restore(cls, snap) -> "_MXState":
@@ -385,6 +393,7 @@ class _MXState:
         st.bg = bg
         st.buf = None if buf is None else buf.copy()
         st.drawn = 0 if buf is None else buf.size
+        st._snap = snap
         return st
 
 
