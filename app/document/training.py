@@ -574,8 +574,24 @@ class TrainResult:
         if self.losses:
             parts.append(f"loss {self.losses[0]:.4g} → {self.losses[-1]:.4g}")
         if self.max_abs:
-            parts.append("largest |parameter| " + _trajectory(self.start_max_abs, self.max_abs))
+            parts.append(_growth(self.start_max_abs, self.max_abs))
         return "; ".join(parts)
+
+
+def _growth(start, values) -> str:
+    """'largest |parameter| 0.0672 → 0.609', and the step where it jumped most when it grew
+    more than fivefold in one step (the chapter's MyInit weights: ×9 at step 1)."""
+    text = f"largest |parameter| {start:.3g} → {values[-1]:.3g}"
+    prev, best = start, (0.0, 0)
+    for i, v in enumerate(values):
+        if prev > 0 and math.isfinite(v):
+            best = max(best, (v / prev, i + 1))
+        prev = v
+    ratio, step = best
+    if ratio > 5:
+        before = start if step == 1 else values[step - 2]
+        text += f" (×{ratio:.3g} at step {step}: {before:.3g} → {values[step - 1]:.3g})"
+    return text
 
 
 def _trajectory(start, values) -> str:

@@ -66,6 +66,13 @@ def states_differ(before, after) -> bool:
     return not _same_array(before.x, after.x)
 
 
+def _values_differ(before, after) -> bool:
+    """Whether some parameter's values (not its gradient) differ between two captures."""
+    if set(before.params) != set(after.params):
+        return True
+    return any(not _same_array(a.data, after.params[n].data) for n, a in before.params.items())
+
+
 class _Writer:
     """A file-like object that appends to the console output."""
 
@@ -235,6 +242,13 @@ class ConsolePanel(QWidget):
 
     # ----------------------------------------------------------------- running
     def _push(self, line: str) -> bool:
+        if self._wb.busy:
+            # the model belongs to the training thread until the run ends
+            self._append((PS2 if self._buffer else PS1) + line + "\n", "prompt")
+            self._append(f"Not run: {self._wb.busy_message()}\n", "error")
+            self._buffer = []
+            self.prompt.setText(PS1.strip())
+            return False
         self._append((PS2 if self._buffer else PS1) + line + "\n", "prompt")
         self.input.remember(line)
         if not self._buffer:
@@ -283,11 +297,17 @@ class ConsolePanel(QWidget):
             differ = False
         if not differ:
             return
+        doc = self._wb.doc
+        if before.spec.get("replay") == after.spec.get("replay") and _values_differ(before,
+                                                                                    after):
+            # changed through the engine directly, not a document gesture: the exported
+            # script cannot replay it
+            doc.replay = doc.replay.off("the console changed parameter values directly")
+            after = self._capture() or after
         text = " ".join(source.split())
         if len(text) > 60:
             text = text[:57] + "…"
         self._wb.push_captured(f"Console: {text}", before, after)
-        doc = self._wb.doc
         doc.dirty = True
         if before.spec != after.spec:
             doc.changed.emit("structure")

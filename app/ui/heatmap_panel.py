@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -295,41 +296,47 @@ class _Cache:
         self.max_bytes = max_bytes
         self._items: OrderedDict = OrderedDict()
         self._bytes = 0
+        # a training run's worker warms the cache for live frames (warm_frame) while the GUI
+        # thread reads it
+        self._lock = threading.Lock()
 
     @staticmethod
     def cacheable(*arrays) -> bool:
         return all(a is not None and not a.flags.writeable for a in arrays)
 
     def get(self, key, arrays):
-        item = self._items.get(key)
-        if item is None:
-            return None
-        refs, value, _size = item
-        if any(r() is not a for r, a in zip(refs, arrays)):
-            self._drop(key)
-            return None
-        self._items.move_to_end(key)
-        return value
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            refs, value, _size = item
+            if any(r() is not a for r, a in zip(refs, arrays)):
+                self._drop(key)
+                return None
+            self._items.move_to_end(key)
+            return value
 
     def put(self, key, arrays, value, size: int = 0):
-        if key in self._items:
-            self._drop(key)
         try:
             refs = tuple(weakref.ref(a) for a in arrays)
         except TypeError:
             return
-        self._items[key] = (refs, value, size)
-        self._bytes += size
-        while self._bytes > self.max_bytes and len(self._items) > 1:
-            self._drop(next(iter(self._items)))
+        with self._lock:
+            if key in self._items:
+                self._drop(key)
+            self._items[key] = (refs, value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                self._drop(next(iter(self._items)))
 
     def _drop(self, key):
         _refs, _v, size = self._items.pop(key)
         self._bytes -= size
 
     def clear(self):
-        self._items.clear()
-        self._bytes = 0
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
 
 
 _cache = _Cache()
@@ -1098,6 +1105,7 @@ class HeatmapPanel(QWidget):
         self.theme = _Theme(self.palette())
         self._link = HistoryLink(workbench, self)
         self._explicit: tuple | None = None        # (a_id, b_id) set by set_pair
+        self._live: tuple | None = None            # (A, live frame) during a run
         self._pair = (None, None)
         self._rows: dict[str, ParamRow] = {}
         self._order: list[str] = []
@@ -1196,11 +1204,28 @@ class HeatmapPanel(QWidget):
         pair). The slot for ``TimelinePanel.pair_changed``."""
         a_id, b_id = getattr(a, "id", a), getattr(b, "id", b)
         self._explicit = None if a_id is None or b_id is None else (a_id, b_id)
-        self.render_now()
+        if self._live is None:
+            self.render_now()
 
     def pair(self):
         """The (Snapshot A, Snapshot B) on screen."""
         return self._pair
+
+    def show_live(self, a, frame) -> None:
+        """Compare snapshot ``a`` with ``frame``, a live copy of the parameters during a
+        training run (not in the timeline), until :meth:`end_live`."""
+        self._live = (a if a is not None else frame, frame)
+        self.render_now()
+
+    def end_live(self) -> None:
+        """Back to the timeline's pair after a run."""
+        if self._live is not None:
+            self._live = None
+            self.render_now()
+
+    @property
+    def live(self) -> bool:
+        return self._live is not None
 
     def set_filter(self, pattern: str) -> None:
         self.filter.setText(pattern)
@@ -1284,6 +1309,8 @@ class HeatmapPanel(QWidget):
 
     # ----------------------------------------------------------------- pair
     def _resolve_pair(self):
+        if self._live is not None:
+            return self._live
         history = self.history
         if self._explicit is not None:
             ids = {s.id: s for s in history.snapshots}
@@ -1301,8 +1328,10 @@ class HeatmapPanel(QWidget):
             self._set_empty("No snapshots yet. Initialize the network: its parameters appear "
                             "here, and every operation that changes them is recorded.")
             return
+        def tag(s):                 # a live frame (negative id) is not in the timeline
+            return f"{'' if s.id < 0 else f'#{s.id} '}{_esc(s.label)}"
         self.pair_label.setText(
-            f"<b>A</b> #{a.id} {_esc(a.label)} &nbsp;→&nbsp; <b>B</b> #{b.id} {_esc(b.label)}"
+            f"<b>A</b> {tag(a)} &nbsp;→&nbsp; <b>B</b> {tag(b)}"
             + ("" if a is not b else " &nbsp;<i>(only one snapshot: B − A is zero)</i>"))
         names = list(b.params) + [n for n in a.params if n not in b.params]
         self._set_order(names)
@@ -1669,6 +1698,24 @@ def _has_grad(rec) -> bool:
         if _Cache.cacheable(g):
             _cache.put(key, (g,), hit)
     return hit
+
+
+def warm_frame(base, frame, dpr: float = 1.0) -> None:
+    """Compute, on the calling thread, what showing ``frame`` against ``base`` needs (B, B − A,
+    the gradient and its non-zero test), so the GUI thread finds it all cached and only draws.
+    A training run calls it on its worker for each live frame (Snapshot objects; ``base`` may
+    be None)."""
+    for name, rb in frame.params.items():
+        if rb.data is None:
+            continue
+        _prep_record(rb, dpr)
+        ra = None if base is None else base.params.get(name)
+        if ra is not None and ra.data is not None and ra.data.shape == rb.data.shape:
+            _prep_record(ra, dpr)
+            prepare_diff(ra.data, rb.data, _caps_for(rb.data.shape, dpr))
+        if rb.grad is not None:
+            _has_grad(rb)
+            prepare_array(rb.grad, _caps_for(rb.grad.shape, dpr))
 
 
 def _prep_record(rec, dpr: float):

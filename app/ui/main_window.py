@@ -188,8 +188,14 @@ class MainWindow(QMainWindow):
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setObjectName("autosaveTimer")
         self.autosave_timer.setInterval(self.AUTOSAVE_MS)
+        from app.ui.training_run import TrainingRunner
+        self.runner = TrainingRunner(self.wb, self)
+        self._live_base = None          # the snapshot live frames are compared with
 
         self.setDockNestingEnabled(True)
+        # the right column (Inspector, Training) runs the full height: the Training panel's
+        # forms and its loss curve need it more than the bottom panels need the width
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.setDocumentMode(False)
         self._build_panels()
         self._build_actions()
@@ -215,6 +221,10 @@ class MainWindow(QMainWindow):
         self.wb.undo_stack.indexChanged.connect(self._on_undo_index_changed)
         self.autosave_timer.timeout.connect(self.autosave_now)
         self.wb.destroyed.connect(self._on_workbench_destroyed)
+        self.wb.busy_changed.connect(self._on_busy_changed)
+        self.runner.started.connect(self._on_run_started)
+        self.runner.ticked.connect(self._on_run_ticked)
+        self.runner.finished.connect(self._on_run_finished)
 
     # =========================================================================== building
     def _build_panels(self) -> None:
@@ -252,6 +262,8 @@ class MainWindow(QMainWindow):
         self.parameters_panel = ParametersPanel(self.wb)
         self.log_panel = LogPanel(self.wb)
         self.console_panel = ConsolePanel(self.wb)
+        from app.ui.training_panel import TrainingPanel
+        self.training_panel = TrainingPanel(self.wb, self.runner, settings=self.settings)
         if not self.inspector_panel.objectName():
             self.inspector_panel.setObjectName("inspectorPanel")
 
@@ -265,6 +277,11 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("logDock", "Log", self.log_panel, area.BottomDockWidgetArea)
         self.console_dock = self._dock("consoleDock", "Console", self.console_panel,
                                        area.BottomDockWidgetArea)
+        self.training_dock = self._dock("trainingDock", "Training", self.training_panel,
+                                        area.RightDockWidgetArea)
+        # Right: the Inspector and Training as tabs (what the selection is / how it learns)
+        self.tabifyDockWidget(self.inspector_dock, self.training_dock)
+        self.inspector_dock.raise_()
         # Bottom: Parameters on the left; Log and Console as tabs beside it.
         self.splitDockWidget(self.parameters_dock, self.log_dock, Qt.Orientation.Horizontal)
         self.tabifyDockWidget(self.log_dock, self.console_dock)
@@ -416,6 +433,20 @@ class MainWindow(QMainWindow):
         self.action_preview_step = a("actionPreviewStep", "&Preview Step…", self.preview_step,
                                      "Shift+F8", None,
                                      "Show what one step would change before applying it")
+        self.action_train = a("actionTrain", "&Train N Steps", self.train, "F9",
+                              sp.SP_MediaSeekForward,
+                              "Train the number of steps set in the Training panel, in the "
+                              "background")
+        self.action_cancel_training = a("actionCancelTraining", "&Cancel Training",
+                                        self.runner.cancel, "Shift+F9", sp.SP_MediaStop,
+                                        "Stop the run after the current step (what completed "
+                                        "is kept)")
+        self.action_cancel_training.setEnabled(False)
+        self.action_train.setIconText("Train")          # short on the toolbar
+        self.action_cancel_training.setIconText("Cancel")
+        self.action_show_training = a("actionShowTraining", "Training &Panel",
+                                      self.show_training_panel, "Ctrl+T", None,
+                                      "Data, loss, optimizer and training runs")
 
         self.action_reload_plugins = a("actionReloadPlugins", "&Reload Plugins",
                                        self.reload_plugins, "F6", sp.SP_BrowserReload,
@@ -429,6 +460,11 @@ class MainWindow(QMainWindow):
         self.action_new_plugin = a("actionNewPlugin", "&New Plugin…", self.new_plugin, None,
                                    None, "Write a starter initializer plugin into your "
                                    "plugin folder")
+        self.training_panel.set_actions({"forward": self.action_forward,
+                                         "backward": self.action_backward,
+                                         "step": self.action_step})
+        from app.ui.file_actions import FileActions
+        self.file_actions = FileActions(self)       # export/import parameters, data, Python
         self.action_about = a("actionAbout", "&About ParamLab", self.about)
         self.action_about.setMenuRole(QAction.MenuRole.AboutRole)
         self.action_reset_layout = a("actionResetLayout", "Reset &Layout", self.reset_layout)
@@ -454,6 +490,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.action_save)
         m.addAction(self.action_save_as)
+        self.file_actions.add_to_menu(m)
         m.addSeparator()
         m.addAction(self.action_quit)
 
@@ -487,6 +524,10 @@ class MainWindow(QMainWindow):
         m.addAction(self.action_backward)
         m.addAction(self.action_preview_step)
         m.addAction(self.action_step)
+        m.addSeparator()
+        m.addAction(self.action_train)
+        m.addAction(self.action_cancel_training)
+        m.addAction(self.action_show_training)
 
         m = bar.addMenu("&Plugins")
         m.setObjectName("menuPlugins")
@@ -540,6 +581,8 @@ class MainWindow(QMainWindow):
         tb.addAction(self.action_forward)
         tb.addAction(self.action_backward)
         tb.addAction(self.action_step)
+        tb.addAction(self.action_train)
+        tb.addAction(self.action_cancel_training)
         tb.addSeparator()
         tb.addAction(self.action_reload_plugins)
         # Short toolbar labels (iconText); the menus keep the full ones.
@@ -562,6 +605,16 @@ class MainWindow(QMainWindow):
         self.snapshot_label.setObjectName("snapshotMemoryLabel")
         self.snapshot_label.setToolTip("Memory held by the snapshot timeline, against its budget")
         bar.addPermanentWidget(self.snapshot_label)
+        from PySide6.QtWidgets import QProgressBar
+        self.run_progress = QProgressBar()
+        self.run_progress.setObjectName("statusRunProgress")
+        self.run_progress.setMaximumWidth(180)
+        self.run_progress.setMaximumHeight(16)
+        self.run_progress.setFormat("training %v / %m")
+        self.run_progress.setToolTip("The training run (Shift+F9 or Model → Cancel Training "
+                                     "stops it after the current step)")
+        self.run_progress.hide()
+        bar.addPermanentWidget(self.run_progress)
 
     # =========================================================================== layout state
     def _restore_layout(self) -> None:
@@ -597,7 +650,7 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         self.restoreState(self._default_state)
         for dock in (self.layers_dock, self.inspector_dock, self.parameters_dock,
-                     self.log_dock, self.console_dock):
+                     self.log_dock, self.console_dock, self.training_dock):
             dock.show()
 
     # =========================================================================== messages
@@ -664,6 +717,9 @@ class MainWindow(QMainWindow):
                         for p in doc.params().values())
         self.action_step.setEnabled(nonempty and has_grads)
         self.action_preview_step.setEnabled(nonempty and has_grads)
+        self.action_train.setEnabled(nonempty)
+        if self.wb.busy:
+            self._disable_editing()
 
     def _refresh_summary(self) -> None:
         from app.document.layers import format_shape
@@ -835,6 +891,100 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
+
+    def show_training_panel(self) -> None:
+        self.training_dock.show()
+        self.training_dock.raise_()
+
+    def train(self) -> bool:
+        """Train the Training panel's number of steps in the background."""
+        self.show_training_panel()
+        return self.training_panel.train()
+
+    # editing controls a run disables (everything that would touch the document)
+    def _editing_actions(self):
+        return [self.action_new, self.action_open, self.action_save, self.action_save_as,
+                self.action_undo, self.action_redo, self.action_remove, self.action_duplicate,
+                self.action_move_up, self.action_move_down, self.action_link, self.action_tie,
+                self.action_unlink, self.action_initialize, self.action_force_reinit,
+                self.action_forward, self.action_backward, self.action_step,
+                self.action_preview_step, self.action_train, self.action_reload_plugins,
+                self.action_new_plugin, *self.add_actions.values()]
+
+    def _editing_widgets(self):
+        return [self.layers_panel, self.inspector_panel, self.parameters_panel,
+                self.diagram_view, self.menu_recent]
+
+    def _disable_editing(self) -> None:
+        for act in self._editing_actions():
+            act.setEnabled(False)
+        for widget in self._editing_widgets():
+            widget.setEnabled(False)
+
+    def _on_busy_changed(self, what: str) -> None:
+        self.action_cancel_training.setEnabled(bool(what))
+        if what:
+            self._disable_editing()
+            return
+        for widget in self._editing_widgets():
+            widget.setEnabled(True)
+        for act in (self.action_new, self.action_open, self.action_save, self.action_save_as,
+                    self.action_initialize, self.action_force_reinit, self.action_forward,
+                    self.action_backward, self.action_reload_plugins, self.action_new_plugin,
+                    *self.add_actions.values()):
+            act.setEnabled(True)
+        self.action_undo.setEnabled(self.wb.undo_stack.canUndo())
+        self.action_redo.setEnabled(self.wb.undo_stack.canRedo())
+        self._refresh_actions()
+
+    def _on_run_started(self, n: int) -> None:
+        self.run_progress.setRange(0, n)
+        self.run_progress.setValue(0)
+        self.run_progress.show()
+        history = self.wb.doc.history.snapshots
+        self._live_base = history[-1] if history else None
+        self.statusBar().showMessage(f"Training {n} steps… (Shift+F9 cancels after the "
+                                     "current step)")
+
+    def _heatmaps_visible(self) -> bool:
+        panel = self.heatmap_panel
+        return panel is not None and panel.isVisible()
+
+    def _on_run_ticked(self, status) -> None:
+        self.run_progress.setValue(status.step)
+        if not self.runner.running:
+            return
+        if status.frame is not None and self._heatmaps_visible():
+            self.heatmap_panel.show_live(self._live_base, status.frame)
+        if self._heatmaps_visible():
+            # the next frame, pooled on the worker so this thread only draws it
+            from app.ui.heatmap_panel import warm_frame
+            base, dpr = self._live_base, self.heatmap_panel.devicePixelRatioF()
+            self.runner.request_frame(lambda frame: warm_frame(base, frame, dpr))
+
+    def _on_run_finished(self, result) -> None:
+        self.run_progress.hide()
+        if self.heatmap_panel is not None:
+            self.heatmap_panel.end_live()
+        self._live_base = None
+        if result is None:
+            return
+        d = result.divergence
+        if d is not None:
+            self.statusBar().showMessage(f"Training diverged at step {d.step} ({d.kind} in "
+                                         f"{d.parameter or 'the loss'})", 15000)
+            self.tell("warning", "Training Diverged", result.message)
+        elif result.error:
+            self.statusBar().showMessage("Training stopped by an error (see the Log)", 15000)
+            self.tell("error", "Training Stopped", result.message)
+        else:
+            done = (f"Cancelled after {result.steps} of {result.requested} steps (kept)"
+                    if result.cancelled else
+                    f"Trained {result.steps} step{'s' if result.steps != 1 else ''} in "
+                    f"{result.seconds:.1f} s")
+            if result.losses:
+                done += f" · loss {result.losses[0]:.4g} → {result.losses[-1]:.4g}"
+            self.statusBar().showMessage(done, 8000)
 
     def forward(self) -> None:
         ok, out = self.wb.run("Forward", lambda d: d.forward())
@@ -1133,8 +1283,8 @@ class MainWindow(QMainWindow):
 
     def autosave_now(self) -> bool:
         """Autosave when there are unsaved changes not autosaved yet; True when written."""
-        if not self._session_active:
-            return False
+        if not self._session_active or self.wb.busy:
+            return False                # a run owns the parameters; the next tick saves
         if not self.is_modified():
             self._remove_autosave()
             return False
@@ -1179,6 +1329,11 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- closing
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self.runner.running:
+            # stop after the current step, keep what completed (it becomes an undo step and
+            # a change to save), then ask about saving as always
+            self.runner.cancel()
+            self.runner.wait()
         if not self.maybe_save():
             event.ignore()
             return

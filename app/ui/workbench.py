@@ -53,6 +53,7 @@ class Workbench(QObject):
     logged = Signal(object)
     selection_changed = Signal(object)
     failed = Signal(str)
+    busy_changed = Signal(str)      # '' when idle, else what is running ('training')
 
     def __init__(self, host=None, doc: Document | None = None, parent=None):
         super().__init__(parent)
@@ -60,14 +61,35 @@ class Workbench(QObject):
         self.undo_stack = QUndoStack(self)
         self.undo_stack.setObjectName("undoStack")
         self._selection = None
+        self._busy = ""
         self.doc: Document | None = None
         # Asked when an edit would exceed the memory limit; the window shows a question.
         self.confirm_large: Callable[[str], bool] = lambda message: False
         self.set_document(doc if doc is not None else Document(host=host))
 
     # ----------------------------------------------------------------- document
+    # ----------------------------------------------------------------- busy
+    @property
+    def busy(self) -> str:
+        """What holds the document ('training'), or '' when it can be edited."""
+        return self._busy
+
+    def set_busy(self, what: str) -> None:
+        """Mark the document as held by a background job (``''`` releases it). While busy,
+        :meth:`run` refuses every gesture and the window disables its editing controls."""
+        if what != self._busy:
+            self._busy = what
+            self.busy_changed.emit(what)
+
+    def busy_message(self) -> str:
+        return (f"the model is {self._busy}: wait for the run to finish or cancel it "
+                "(Model → Cancel Training, Shift+F9), then try again") if self._busy else ""
+
+    # ----------------------------------------------------------------- document
     def set_document(self, doc: Document) -> None:
         """Make ``doc`` the current document (after New/Open/Restore); clears undo history."""
+        if self._busy:
+            raise DocumentError(self.busy_message())
         if self.doc is not None:
             self.doc.changed.disconnect(self._on_doc_changed)
             self.doc.logged.disconnect(self._on_doc_logged)
@@ -95,6 +117,11 @@ class Workbench(QObject):
         pushed, the reason is logged and emitted on ``failed``, and ``(False, message)`` is
         returned. An edit over the memory limit asks ``confirm_large`` first."""
         doc = self.doc
+        if self._busy:
+            message = self.busy_message()
+            doc.error(f"{text}: {message}")
+            self.failed.emit(message)
+            return False, message
         before = doc.capture()
         try:
             try:
