@@ -1081,13 +1081,16 @@ class Document:
             self._target_data = arr
 
     # ================================================================= undo mementos
-    def capture(self) -> DocState:
+    def capture(self, latest_is_current: bool = False) -> DocState:  # noqa: FBT001
         """Everything undo needs to put the document back as it is now. A parameter whose
         values and gradient equal those of the timeline's latest snapshot shares its
         (read-only) arrays instead of copying them: comparing reads the arrays, copying also
-        writes and allocates them, and a gesture captures before and after."""
+        writes and allocates them, and a gesture captures before and after.
+        ``latest_is_current``: the caller knows the latest snapshot was taken from the
+        current values (a training run just published it), so nothing is compared."""
         latest = self.history.snapshots[-1].params if self.history.snapshots else {}
-        params = {n: _snapshot_sharing(p, latest.get(n)) for n, p in self.params().items()}
+        params = {n: _snapshot_sharing(p, latest.get(n), trusted=latest_is_current)
+                  for n, p in self.params().items()}
         return DocState(self.to_spec(), params,
                         _rng.getstate(), None if self.x is None else self.x.asnumpy(),
                         None if self.output is None else self.output.copy(),
@@ -1302,18 +1305,24 @@ class Document:
         return lost
 
 
-def _snapshot_sharing(p, rec):
-    """``p.snapshot()``, sharing ``rec``'s arrays (a timeline record) when they are equal."""
+def _snapshot_sharing(p, rec, trusted=False):
+    """``p.snapshot()``, sharing ``rec``'s arrays (a timeline record) when they are equal
+    (``trusted``: known to be, by construction — only shapes and dtypes are checked)."""
     data = p._data
     if rec is None or data is None or rec.data is None:
         return p.snapshot()
     cur, grad = data._data, (None if p._grad is None else p._grad._data)
-    if not _bits_equal(rec.data, cur) or (grad is None) != (rec.grad is None) or \
-            (grad is not None and not _bits_equal(rec.grad, grad)):
+    same = _same_layout if trusted else _bits_equal
+    if not same(rec.data, cur) or (grad is None) != (rec.grad is None) or \
+            (grad is not None and not same(rec.grad, grad)):
         return p.snapshot()
     from app.engine.gluon.parameter import ParamSnapshot
     return ParamSnapshot(p._shape, p._dtype, p._grad_req, p._deferred_init, rec.data, rec.grad,
                          data._fresh_grad)
+
+
+def _same_layout(a, b) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype
 
 
 def _bits_equal(a, b) -> bool:

@@ -610,11 +610,59 @@ def _kind(arr) -> str:
     return "NaN and Inf" if nan and inf else "NaN" if nan else "Inf"
 
 
+# The per-step checks read every gradient once and every parameter once (max and min); on big
+# arrays each half is read by its own thread (NumPy releases the GIL), which roughly halves
+# what the checks add to a step.
+_SPLIT = 1 << 20                 # elements from which an array is scanned in two halves
+_scan_pool = None
+
+
+def _halves(fn, a):
+    global _scan_pool
+    flat = a.reshape(-1)
+    if flat.size < _SPLIT:
+        return [fn(flat)]
+    if _scan_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _scan_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="paramlab-scan")
+    h = flat.size // 2
+    first = _scan_pool.submit(fn, flat[:h])
+    second = fn(flat[h:])
+    return [first.result(), second]
+
+
 def _grad_ok(g) -> bool:
-    s = g.sum()                 # one pass; NaN/Inf propagate, an overflow is rechecked exactly
-    if math.isfinite(s):
-        return True
+    # one pass through BLAS (its own threads, already awake after the backward pass): g·g is
+    # NaN/Inf when an element is; an overflow of the sum is rechecked exactly
+    flat = g.reshape(-1)
+    if flat.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):
+            if math.isfinite(float(np.dot(flat, flat))):
+                return True
     return bool(np.isfinite(g).all())
+
+
+_CHUNK = 1 << 18                 # elements (1 MiB of float32): max and min read it from cache
+
+
+def _chunked_hi_lo(flat):
+    if flat.size == 0:
+        return 0.0, 0.0
+    n = -(-flat.size // _CHUNK)
+    his = np.empty(n, flat.dtype)
+    los = np.empty(n, flat.dtype)
+    for j in range(n):
+        chunk = flat[j * _CHUNK:(j + 1) * _CHUNK]
+        his[j] = chunk.max()
+        los[j] = chunk.min()
+    return his.max(), los.min()
+
+
+def _hi_lo(a) -> tuple[float, float]:
+    """(max, min) of ``a`` in about one read of memory; NaN when it holds one."""
+    parts = _halves(_chunked_hi_lo, a)
+    # np.max/np.min propagate a NaN whichever half holds it (Python's max would not)
+    return float(np.max([p[0] for p in parts])), float(np.min([p[1] for p in parts]))
 
 
 # ===================================================================== the run
@@ -703,7 +751,7 @@ def run(doc, n, progress=None, cancel=None, snapshot_every=None) -> TrainResult:
                 biggest, bad = 0.0, None
                 for p, title in order:
                     a = p._data._data
-                    hi, lo = a.max(), a.min()
+                    hi, lo = _hi_lo(a)
                     if not (math.isfinite(hi) and math.isfinite(lo)):
                         bad = (p, title, _kind(a))
                         biggest = math.inf
@@ -753,8 +801,8 @@ def _max_abs(order) -> float:
     out = 0.0
     for p, _t in order:
         if p._data is not None:
-            a = p._data._data
-            out = max(out, float(np.abs(a).max()))
+            hi, lo = _hi_lo(p._data._data)
+            out = max(out, hi, -lo) if math.isfinite(hi) and math.isfinite(lo) else math.inf
     return out
 
 

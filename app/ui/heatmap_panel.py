@@ -1490,7 +1490,7 @@ class HeatmapPanel(QWidget):
         shared = _levels(*(p.maxabs for p in (pa, pb, pd) if p is not None))
         for key, prep, rec_, snap in (("A", pa, ra, a), ("B", pb, rb, b)):
             cell = row.cell(key)
-            cell.title = f"{key} #{snap.id}"
+            cell.title = f"{key} #{snap.id}" if snap.id >= 0 else f"{key} live"
             if prep is None:
                 self._placeholder(cell, rec_, key)
             else:
@@ -1550,7 +1550,8 @@ class HeatmapPanel(QWidget):
         key = cell.key
         if key in ("A", "B"):
             snap = snap or (self._pair[0] if key == "A" else self._pair[1])
-            head = f"<b>{key}</b> <span style='color:{t.muted.name()}'>#{snap.id} " \
+            num = f"#{snap.id} " if snap.id >= 0 else ""      # a live frame has no number
+            head = f"<b>{key}</b> <span style='color:{t.muted.name()}'>{num}" \
                    f"{_esc(_short(snap.label, 30))}</span>"
         elif key == "D":
             head = "<b>B − A</b>"

@@ -955,12 +955,16 @@ class MainWindow(QMainWindow):
         if not self.runner.running:
             return
         if status.frame is not None and self._heatmaps_visible():
+            import time
+            t0 = time.perf_counter()
             self.heatmap_panel.show_live(self._live_base, status.frame)
+            self.runner.frame_drawn(time.perf_counter() - t0)
         if self._heatmaps_visible():
             # the next frame, pooled on the worker so this thread only draws it
             from app.ui.heatmap_panel import warm_frame
             base, dpr = self._live_base, self.heatmap_panel.devicePixelRatioF()
-            self.runner.request_frame(lambda frame: warm_frame(base, frame, dpr))
+            self.runner.request_frame(
+                lambda frame, other=None: warm_frame(other or base, frame, dpr))
 
     def _on_run_finished(self, result) -> None:
         self.run_progress.hide()

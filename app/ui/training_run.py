@@ -89,6 +89,7 @@ class _Worker(QThread):
         try:
             self.result = doc.train(self.n, progress=r._on_step, cancel=r._cancel.is_set,
                                     snapshot_every=self.snapshot_every, publish=False)
+            r._prepare_last(self.result)
         except DocumentError as err:
             result = getattr(err, "result", None)
             if result is not None:          # TrainingError: some steps were applied
@@ -108,7 +109,8 @@ class TrainingRunner(QObject):
     refused = Signal(str)           # why a run could not start
 
     TICK_MS = 100
-    FRAME_SHARE = 0.05        # of the run's time that live frames may take, at most
+    FRAME_SHARE = 0.05        # of the run's time that making live frames may take, at most
+    DRAW_SHARE = 0.3          # of the GUI thread's time that drawing them may take
 
     def __init__(self, workbench, parent=None):
         super().__init__(parent)
@@ -173,6 +175,7 @@ class TrainingRunner(QObject):
         self._before = doc.capture()
         self._cancel.clear()
         self._frame_wanted.clear()
+        self._frame_prepare = None
         self._next_frame_at = 0.0
         with self._lock:
             self._losses = []
@@ -196,10 +199,18 @@ class TrainingRunner(QObject):
 
     def request_frame(self, prepare=None) -> None:
         """Ask for a copy of the live parameters after the next step (see the module doc);
-        ``prepare(frame)`` runs on the worker before the frame is handed over."""
+        ``prepare(frame, base=None)`` runs on the worker before the frame is handed over, and
+        on the run's last snapshot (with the snapshot before it as ``base``) at the end."""
         if self.running:
             self._frame_prepare = prepare
             self._frame_wanted.set()
+
+    def frame_drawn(self, seconds: float) -> None:
+        """A view took ``seconds`` on the GUI thread to draw a live frame: the next frame
+        waits at least ``seconds / DRAW_SHARE``, so drawing live frames never takes more than
+        that share of the GUI thread (it stays responsive to the user)."""
+        self._next_frame_at = max(self._next_frame_at,
+                                  time.perf_counter() + max(0.0, seconds) / self.DRAW_SHARE)
 
     def wait(self, timeout_ms: int = 60_000) -> bool:
         """Block until the worker ends and its result is handled (tests, closing the window).
@@ -234,6 +245,19 @@ class TrainingRunner(QObject):
             self._losses.append(loss)
             if frame is not None:
                 self._frame = frame
+
+    def _prepare_last(self, result) -> None:
+        """On the worker: let a view that watched live frames prepare the run's last snapshot
+        against the one before it (the pair the timeline shows next), so the GUI thread only
+        draws when the run is published."""
+        prepare = self._frame_prepare
+        snaps = result.snapshots
+        if prepare is None or not snaps:
+            return
+        try:
+            prepare(snaps[-1], snaps[-2] if len(snaps) > 1 else None)
+        except Exception:  # noqa: BLE001 - a view's problem must not lose the run
+            pass
 
     def _copy_frame(self, step: int) -> Snapshot:
         doc = self.wb.doc
@@ -285,8 +309,9 @@ class TrainingRunner(QObject):
         doc.publish_training(result)
         if before is not None and result.steps:
             steps = result.steps
+            # the run's last snapshot, just published, holds exactly the current values
             wb.push_captured(f"Train {steps} step{'s' if steps != 1 else ''}", before,
-                             doc.capture())
+                             doc.capture(latest_is_current=True))
         self.last_result = result
         final = self.status()
         self.ticked.emit(final)

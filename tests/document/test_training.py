@@ -460,3 +460,29 @@ def test_step_after_a_structure_edit_updates_the_new_network(host):
     before = w.data().asnumpy().copy()
     doc.step()
     assert not np.array_equal(before, w.data().asnumpy())
+
+
+@pytest.mark.parametrize("size", [0, 7, (1 << 20) + 3, (1 << 21) + 5])
+@pytest.mark.parametrize("where", ["none", "first", "last", "middle"])
+def test_the_fast_scans_find_every_nan_and_inf_and_the_exact_extremes(size, where):
+    """The per-step checks scan in halves and in chunks: a NaN or Inf anywhere is found and
+    the extremes are exact, whichever half and chunk hold them."""
+    from app.document.training import _grad_ok, _hi_lo
+    rng = np.random.default_rng(size)
+    a = rng.standard_normal(size).astype(np.float32)
+    if size:
+        i = {"none": None, "first": 0, "last": size - 1, "middle": size // 2 + 1}[where]
+        if i is None:
+            assert _grad_ok(a) and _hi_lo(a) == (float(a.max()), float(a.min()))
+            return
+        for bad in (np.nan, np.inf, -np.inf):
+            b = a.copy()
+            b[i] = bad
+            assert not _grad_ok(b)
+            hi, lo = _hi_lo(b)
+            assert not (np.isfinite(hi) and np.isfinite(lo))
+        big = a.copy()
+        big[i] = 3e38                  # finite, but g·g overflows: rechecked exactly
+        assert _grad_ok(big) and _hi_lo(big)[0] == np.float32(3e38)
+    else:
+        assert _grad_ok(a) and _hi_lo(a) == (0.0, 0.0)
