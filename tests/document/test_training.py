@@ -486,3 +486,16 @@ def test_the_fast_scans_find_every_nan_and_inf_and_the_exact_extremes(size, wher
         assert _grad_ok(big) and _hi_lo(big)[0] == np.float32(3e38)
     else:
         assert _grad_ok(a) and _hi_lo(a) == (0.0, 0.0)
+
+
+def test_a_run_that_does_not_diverge_still_shows_the_myinit_jump(host):
+    """The README's figure: MyInit's weights (up to 10) jump ×277 in the first raw-loss step
+    on the chapter's shared network, and the summary says so."""
+    doc = load(host, "chapter_shared")
+    doc.set_global_init("myinit")
+    doc.initialize()
+    doc.forward()
+    result = doc.train(3)
+    assert result.completed
+    assert "largest |parameter| 9.89 → 2.74e+03 (×277 at step 1: 9.89 → 2.74e+03)" in \
+        result.message
