@@ -126,7 +126,21 @@ def _load_optimizer_state(doc, spec, arrays, name) -> None:
 
 
 def load(path, host=None, memory_limit=None) -> Document:
-    """A new Document read from ``path``; raises :class:`FileFormatError` saying what is wrong."""
+    """A new Document read from ``path``; raises :class:`FileFormatError` saying what is wrong.
+
+    Building the document reseeds the process's random stream (its input is drawn from its
+    seed); a file that cannot be opened puts the stream back, so the document still open
+    keeps its own (and its Export-as-Python record stays true)."""
+    from app.engine import random as _rng
+    state = _rng.getstate()
+    try:
+        return _load(path, host, memory_limit)
+    except BaseException:
+        _rng.setstate(state)
+        raise
+
+
+def _load(path, host, memory_limit) -> Document:
     path = os.fspath(path)
     name = os.path.basename(path)
     if not os.path.exists(path):

@@ -230,6 +230,7 @@ class Document:
         self._target_cache = None          # (key, array) of the generated target
         self.last_loss = None              # the loss of the last backward or training step
         self._trainer = None
+        self._trainer_copy = None          # (key, state): see _trainer_state
         self._contributions: dict = {}
         self.replay = Replay()             # can Export as Python rebuild the values? (replay.py)
         self.changed = Signal()
@@ -722,7 +723,7 @@ class Document:
         against the target (``loss.backward()``). Shared parameters get the sum of their uses'
         gradients; each use's contribution is kept for the panels."""
         loss_fn, target = self._loss_and_target()
-        draws = self.draws_while_training()
+        draws, interleaved = self.draws_while_training(), self.deferred_with_dropout()
         with self._engine("backward"):
             with autograd.record_contributions() as rc:
                 with autograd.record():
@@ -737,7 +738,7 @@ class Document:
         by_array = rc.by_array
         self._contributions = {name: by_array[p._data] for name, p in self.params().items()
                                if p._data is not None and p._data in by_array}
-        self.replay = self.replay.backward(draws)
+        self.replay = self.replay.backward(draws, interleaved)
         self.record_snapshot("backward")
         self._touch("params")
         what = "sum(output)" if loss_fn is None else \
@@ -795,18 +796,29 @@ class Document:
             after = {n: p.data().asnumpy() for n, p in self.params().items() if n in before}
         finally:
             self._restore_quiet(state)
-            self._set_trainer_state(trainer_state)
+            # a copy: the saved state may be shared with undo captures (see _trainer_state)
+            self._set_trainer_state(None if trainer_state is None else
+                                    _copy_trainer_state(trainer_state))
             del self.history.snapshots[history_len:]
         return {n: (before[n], after[n]) for n in before}
 
     def _trainer_state(self):
-        """The trainer with an independent copy of its optimizer state (None without one)."""
+        """The trainer with an independent copy of its optimizer state (None without one).
+        While the trainer has not stepped since the last copy, that copy is returned again
+        (treat it as read-only): every gesture captures, and Adam's state is twice the
+        parameters."""
         if self._trainer is None:
             return None
-        import copy as _copy
         t = self._trainer
-        return (t, _copy.deepcopy(t._states), dict(t.optimizer._index_update_count),
-                t.optimizer.num_update)
+        counts = t.optimizer._index_update_count
+        key = (id(t), id(t._states), len(t._states), t.optimizer.num_update,
+               sum(counts.values()))
+        cached = self._trainer_copy
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        saved = (t, copy.deepcopy(t._states), dict(counts), t.optimizer.num_update)
+        self._trainer_copy = (key, saved)
+        return saved
 
     def _set_trainer_state(self, saved):
         if saved is None:
@@ -816,6 +828,23 @@ class Document:
         self._trainer = t
         t._states = states
         t.optimizer._index_update_count = counts
+        t.optimizer.num_update = num
+
+    def _install_trainer_state(self, saved) -> None:
+        """Give a new trainer (the network was rebuilt: new Parameter objects) the saved
+        optimizer state, parameter by parameter name."""
+        old, states, counts, num = saved
+        names = [p.name for p in old._params]
+        try:
+            t = self._make_trainer()
+        except DocumentError:
+            self._trainer = None
+            return
+        index = {p.name: i for i, p in enumerate(t._params)}
+        t._states = {index[names[i]]: copy.deepcopy(st) for i, st in states.items()
+                     if names[i] in index}
+        t.optimizer._index_update_count = {index[names[i]]: c for i, c in counts.items()
+                                           if names[i] in index}
         t.optimizer.num_update = num
 
     def _restore_quiet(self, state):
@@ -832,6 +861,12 @@ class Document:
         if any(s.kind == "Dropout" and s.settings.get("rate", 0) > 0 for s in self.layers):
             return True
         return any(p.state == "deferred" for p in self.params().values())
+
+    def deferred_with_dropout(self) -> bool:
+        """Whether a recorded forward would initialize deferred parameters between Dropout
+        draws (the exported script initializes them in a Forward first)."""
+        return any(s.kind == "Dropout" and s.settings.get("rate", 0) > 0 for s in self.layers) \
+            and any(p.state == "deferred" for p in self.params().values())
 
     @property
     def replay_steps(self) -> int | None:
@@ -1126,8 +1161,11 @@ class Document:
         self.output = None if state.output is None else state.output.copy()
         self._target_data = state.target
         self._trainer = None
-        if state.trainer is not None and not rebuilt:
-            self._set_trainer_state(_copy_trainer_state(state.trainer))
+        if state.trainer is not None:
+            if rebuilt:
+                self._install_trainer_state(state.trainer)
+            else:
+                self._set_trainer_state(_copy_trainer_state(state.trainer))
         if label is not None:
             self.record_snapshot(label)
         self._touch("structure")

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 __all__ = ["Replay", "START_OVER"]
 
+_INTERLEAVED = ("deferred parameters were initialized by a training forward, between Dropout "
+                "draws (run Forward after Initialize to keep the recipe replayable)")
+
 START_OVER = ("To get a replayable recipe: set the input's seed again (Inspector → input), then "
               "Initialize and train.")
 
@@ -100,10 +103,14 @@ class Replay:
                             "initializes them")
         return self
 
-    def backward(self, draws: bool) -> Replay:
-        """A Backward; ``draws``: it drew random numbers (Dropout masks, deferred shapes)."""
+    def backward(self, draws: bool, interleaved: bool = False) -> Replay:  # noqa: FBT001
+        """A Backward; ``draws``: it drew random numbers (Dropout masks, deferred shapes);
+        ``interleaved``: its recorded forward initialized deferred parameters between Dropout
+        draws, where the script's Forward initializes them first."""
         if self.stage != "recipe":
             return self
+        if interleaved:
+            return self.off(_INTERLEAVED)
         if draws and (self.pending or not self.rng):
             return self.off("Backward drew random numbers (Dropout) that no training step used"
                             if self.pending else
@@ -120,9 +127,11 @@ class Replay:
             return self.off("Step ran with a batch size other than the configured one")
         return Replay("recipe", self.steps + 1, False, self.rng)
 
-    def trained(self, steps: int, draws: bool) -> Replay:
+    def trained(self, steps: int, draws: bool, interleaved: bool = False) -> Replay:  # noqa: FBT001
         if self.stage != "recipe" or steps == 0:
             return self
+        if interleaved:
+            return self.off(_INTERLEAVED)
         if draws and (self.pending or not self.rng):
             return self.off("training drew random numbers (Dropout) after a Backward no step "
                             "used" if self.pending else

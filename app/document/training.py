@@ -711,7 +711,7 @@ def run(doc, n, progress=None, cancel=None, snapshot_every=None) -> TrainResult:
     trainer, bs, k = plan.trainer, plan.batch_size, plan.snapshot_every
     order = plan.order
     scratch = SnapshotHistory(doc.history.budget)
-    draws = doc.draws_while_training()
+    draws, interleaved = doc.draws_while_training(), doc.deferred_with_dropout()
     users = {name: tuple(u) for name, u in doc._param_users.items()}
     t_nd = None if target is None else nd.array(target)
     result.start_max_abs = _max_abs(order)
@@ -793,7 +793,7 @@ def run(doc, n, progress=None, cancel=None, snapshot_every=None) -> TrainResult:
         doc.last_loss = result.losses[-1]
     if result.steps:
         doc.dirty = True
-        doc.replay = doc.replay.trained(result.steps, draws)
+        doc.replay = doc.replay.trained(result.steps, draws, interleaved)
     return result
 
 

@@ -73,6 +73,28 @@ def _values_differ(before, after) -> bool:
     return any(not _same_array(a.data, after.params[n].data) for n, a in before.params.items())
 
 
+def _grads_differ(before, after) -> bool:
+    return any(not _same_array(a.grad, after.params[n].grad) for n, a in before.params.items()
+               if n in after.params)
+
+
+def _same_value(a, b) -> bool:
+    """Deep equality of random-stream snapshots (tuples, dicts, arrays); identical objects
+    (an idle generator state keeps its snapshot) compare at once."""
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and \
+            a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and \
+            all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and \
+            all(_same_value(x, y) for x, y in zip(a, b))
+    return a == b
+
+
 class _Writer:
     """A file-like object that appends to the console output."""
 
@@ -295,15 +317,22 @@ class ConsolePanel(QWidget):
             differ = states_differ(before, after)
         except Exception:  # noqa: BLE001
             differ = False
-        if not differ:
-            return
         doc = self._wb.doc
-        if before.spec.get("replay") == after.spec.get("replay") and _values_differ(before,
-                                                                                    after):
-            # changed through the engine directly, not a document gesture: the exported
-            # script cannot replay it
-            doc.replay = doc.replay.off("the console changed parameter values directly")
-            after = self._capture() or after
+        if not differ:
+            if doc.replay.stage == "recipe" and not _same_value(before.rng, after.rng):
+                # only random numbers were drawn (nd.random...): nothing to undo, but the
+                # exported script's stream no longer matches the model's
+                doc.replay = doc.replay.off("the console drew from the random stream")
+            return
+        if before.spec.get("replay") == after.spec.get("replay"):
+            # not through a document gesture (which keeps the record itself): the exported
+            # script cannot replay values, gradients or random draws changed directly
+            what = ("parameter values" if _values_differ(before, after) else
+                    "gradients" if _grads_differ(before, after) else
+                    "the random stream" if not _same_value(before.rng, after.rng) else "")
+            if what:
+                doc.replay = doc.replay.off(f"the console changed {what} directly")
+                after = self._capture() or after
         text = " ".join(source.split())
         if len(text) > 60:
             text = text[:57] + "…"

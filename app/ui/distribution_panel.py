@@ -431,6 +431,7 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
         self.combo.activated.connect(self._on_combo_activated)
         self.forward_button.clicked.connect(self._on_forward_clicked)
         self._timer.timeout.connect(self._on_timer_timeout)
+        workbench.busy_changed.connect(self._on_busy_changed)
 
     # --------------------------------------------------------------- public
     @property
@@ -475,6 +476,10 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
     def _on_forward_clicked(self) -> None:
         self._wb.run("Forward", lambda d: d.forward())
 
+    def _on_busy_changed(self, what: str) -> None:
+        if not what and self._stale:
+            self._timer.start()
+
     def _on_timer_timeout(self) -> None:
         if self.isVisible():
             self._render()
@@ -502,6 +507,13 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
 
     # --------------------------------------------------------------- rendering
     def _render(self) -> None:
+        if self._wb.busy:
+            # the model belongs to the training run: its values change under us (and the
+            # analysis must not touch its gradients); catch up when the run ends
+            self._stale = True
+            self.forward_button.hide()
+            self._show_message("Training… this panel updates when the run ends.")
+            return
         self._stale = False
         self.colors = plot_colors(self.palette())
         doc = self._wb.doc

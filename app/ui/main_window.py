@@ -277,20 +277,44 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("logDock", "Log", self.log_panel, area.BottomDockWidgetArea)
         self.console_dock = self._dock("consoleDock", "Console", self.console_panel,
                                        area.BottomDockWidgetArea)
+        # Bottom: Parameters on the left; Log and Console as tabs beside it.
+        self.splitDockWidget(self.parameters_dock, self.log_dock, Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(self.log_dock, self.console_dock)
+        self.log_dock.raise_()
         self.training_dock = self._dock("trainingDock", "Training", self.training_panel,
                                         area.RightDockWidgetArea)
         # Right: the Inspector and Training as tabs (what the selection is / how it learns)
         self.tabifyDockWidget(self.inspector_dock, self.training_dock)
         self.inspector_dock.raise_()
-        # Bottom: Parameters on the left; Log and Console as tabs beside it.
-        self.splitDockWidget(self.parameters_dock, self.log_dock, Qt.Orientation.Horizontal)
-        self.tabifyDockWidget(self.log_dock, self.console_dock)
-        self.log_dock.raise_()
         self.resizeDocks([self.layers_dock, self.inspector_dock], [275, 340],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.parameters_dock, self.log_dock], [820, 560],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.parameters_dock], [290], Qt.Orientation.Vertical)
+
+    def hide_stray_tab_bars(self) -> int:
+        """Hide dock tab bars that sit under no dock. Qt keeps the bar of an earlier tab group
+        for reuse and, after some layout changes, leaves it shown in the middle of the window
+        (over the Layers list or behind the diagram); a bar in use sits right below its docks.
+        Returns how many were hidden."""
+        from PySide6.QtWidgets import QTabBar
+        docks = [d for d in self.findChildren(QDockWidget) if d.isVisible()]
+        hidden = 0
+        for bar in self.findChildren(QTabBar):
+            if bar.parent() is not self or not bar.isVisible():
+                continue
+            g = bar.geometry()
+            used = any(abs(g.top() - d.geometry().bottom()) <= 6 and
+                       d.geometry().left() - 6 <= g.left() <= d.geometry().right()
+                       for d in docks)
+            if not used:
+                bar.hide()
+                hidden += 1
+        return hidden
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        QTimer.singleShot(0, self.hide_stray_tab_bars)
 
     def _ensure_tab(self, index: int) -> None:
         """Build the panel of centre tab ``index`` the first time it is shown."""
@@ -475,7 +499,7 @@ class MainWindow(QMainWindow):
         m.setObjectName("menuFile")
         m.addAction(self.action_new)
         m.addAction(self.action_open)
-        examples = m.addMenu("Open &Example")
+        examples = self.menu_examples = m.addMenu("Open &Example")
         examples.setObjectName("menuExamples")
         for filename, title in EXAMPLE_FILES:
             act = examples.addAction(title)
@@ -564,6 +588,11 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addAction(self.action_undo)
         tb.addAction(self.action_redo)
+        # "Undo Train 200 steps" would push the toolbar into its overflow menu: the arrows
+        # alone, the text in their tooltips
+        for act in (self.action_undo, self.action_redo):
+            button = tb.widgetForAction(act)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         tb.addSeparator()
         add_dense = QAction(self.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogNewFolder),
                             "Add Dense", self)
@@ -571,6 +600,7 @@ class MainWindow(QMainWindow):
         add_dense.setToolTip("Add a Dense layer below the selected one")
         add_dense.setData("Dense")
         add_dense.triggered.connect(self._on_add_triggered)
+        self.toolbar_add_dense = add_dense
         tb.addAction(add_dense)
         tb.addAction(self.action_remove)
         tb.addAction(self.action_move_up)
@@ -652,6 +682,7 @@ class MainWindow(QMainWindow):
         for dock in (self.layers_dock, self.inspector_dock, self.parameters_dock,
                      self.log_dock, self.console_dock, self.training_dock):
             dock.show()
+        QTimer.singleShot(0, self.hide_stray_tab_bars)
 
     # =========================================================================== messages
     def _ask_with_message_box(self, key: str, title: str, text: str, buttons,
@@ -717,7 +748,11 @@ class MainWindow(QMainWindow):
                         for p in doc.params().values())
         self.action_step.setEnabled(nonempty and has_grads)
         self.action_preview_step.setEnabled(nonempty and has_grads)
-        self.action_train.setEnabled(nonempty)
+        problem = doc.training_problem() if nonempty else "add a layer first"
+        self.action_train.setEnabled(not problem)
+        self.action_train.setToolTip("Train the number of steps set in the Training panel, in "
+                                     "the background" if not problem else
+                                     f"Cannot train yet: {problem}")
         if self.wb.busy:
             self._disable_editing()
 
@@ -909,11 +944,11 @@ class MainWindow(QMainWindow):
                 self.action_unlink, self.action_initialize, self.action_force_reinit,
                 self.action_forward, self.action_backward, self.action_step,
                 self.action_preview_step, self.action_train, self.action_reload_plugins,
-                self.action_new_plugin, *self.add_actions.values()]
+                self.action_new_plugin, self.toolbar_add_dense, *self.add_actions.values()]
 
     def _editing_widgets(self):
         return [self.layers_panel, self.inspector_panel, self.parameters_panel,
-                self.diagram_view, self.menu_recent]
+                self.diagram_view, self.menu_recent, self.menu_examples]
 
     def _disable_editing(self) -> None:
         for act in self._editing_actions():
@@ -931,7 +966,7 @@ class MainWindow(QMainWindow):
         for act in (self.action_new, self.action_open, self.action_save, self.action_save_as,
                     self.action_initialize, self.action_force_reinit, self.action_forward,
                     self.action_backward, self.action_reload_plugins, self.action_new_plugin,
-                    *self.add_actions.values()):
+                    self.toolbar_add_dense, *self.add_actions.values()):
             act.setEnabled(True)
         self.action_undo.setEnabled(self.wb.undo_stack.canUndo())
         self.action_redo.setEnabled(self.wb.undo_stack.canRedo())
@@ -985,7 +1020,8 @@ class MainWindow(QMainWindow):
             done = (f"Cancelled after {result.steps} of {result.requested} steps (kept)"
                     if result.cancelled else
                     f"Trained {result.steps} step{'s' if result.steps != 1 else ''} in "
-                    f"{result.seconds:.1f} s")
+                    + (f"{result.seconds:.1f} s" if result.seconds >= 1 else
+                       f"{result.seconds * 1000:.0f} ms"))
             if result.losses:
                 done += f" · loss {result.losses[0]:.4g} → {result.losses[-1]:.4g}"
             self.statusBar().showMessage(done, 8000)
@@ -1000,6 +1036,8 @@ class MainWindow(QMainWindow):
     def reload_plugins(self) -> None:
         from app.ui.plugins_dialog import reload_plugins
         host = reload_plugins(self.wb)
+        if host is None:
+            return                          # refused (a run): the reason is in the Log
         n, f = len(host.initializers), len(host.failures)
         self.statusBar().showMessage(
             f"Plugins reloaded: {n} initializers" + (f", {f} failure(s) (see the Log)" if f
@@ -1068,8 +1106,17 @@ class MainWindow(QMainWindow):
             if reason:
                 doc.warning(f"{where}: {reason}")
 
+    def _refused_while_busy(self, what: str) -> bool:
+        """True (and the reason told) when a training run holds the document."""
+        if not self.wb.busy:
+            return False
+        message = self.wb.busy_message()
+        self.wb.doc.error(f"{what}: {message}")
+        self.statusBar().showMessage(f"{what}: {message}", 8000)
+        return True
+
     def new_document(self) -> None:
-        if not self.maybe_save():
+        if self._refused_while_busy("New") or not self.maybe_save():
             return
         self.install_document(Document(host=self.wb.host, memory_limit=self.wb.doc.memory_limit))
         self.statusBar().showMessage("New model", 4000)
@@ -1092,7 +1139,7 @@ class MainWindow(QMainWindow):
         return str(Path.home())
 
     def open_document(self) -> bool:
-        if not self.maybe_save():
+        if self._refused_while_busy("Open") or not self.maybe_save():
             return False
         path = self.choose_open_path()
         if not path:
@@ -1105,6 +1152,8 @@ class MainWindow(QMainWindow):
     def open_path(self, path, *, ask: bool = True, remember: bool = True) -> bool:
         """Open ``path``; on error show it and keep the current document untouched."""
         path = os.fspath(path)
+        if self._refused_while_busy(f"Open {os.path.basename(path)}"):
+            return False
         if ask and not self.maybe_save():
             return False
         try:
@@ -1139,6 +1188,8 @@ class MainWindow(QMainWindow):
 
     def save_to(self, path) -> bool:
         path = os.fspath(path)
+        if self._refused_while_busy(f"Save {os.path.basename(path)}"):
+            return False
         doc = self.wb.doc
         try:
             fileformat.save(doc, path)
@@ -1334,10 +1385,18 @@ class MainWindow(QMainWindow):
     # ----------------------------------------------------------------- closing
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.runner.running:
+            answer = self.ask("quit_while_training", "Training in Progress",
+                              "A training run is in progress. Stop it after the current step "
+                              "and close? What completed is kept.",
+                              Answer.Yes | Answer.No, Answer.No)
+            if answer != Answer.Yes:
+                event.ignore()
+                return
             # stop after the current step, keep what completed (it becomes an undo step and
             # a change to save), then ask about saving as always
             self.runner.cancel()
-            self.runner.wait()
+            self.statusBar().showMessage("Stopping the training run after the current step…")
+            self.runner.wait(None)
         if not self.maybe_save():
             event.ignore()
             return

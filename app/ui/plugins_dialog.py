@@ -32,7 +32,13 @@ def log_plugin_failures(workbench) -> None:
 
 
 def reload_plugins(workbench):
-    """``host.reload()``, then log the failures and re-emit ``'inits'`` so views update."""
+    """``host.reload()``, then log the failures and re-emit ``'inits'`` so views update.
+    Refused (None) while a training run holds the model: it resolves initializers by name."""
+    if workbench.busy:
+        message = workbench.busy_message()
+        workbench.doc.error(f"Reload plugins: {message}")
+        workbench.failed.emit(message)
+        return None
     host = workbench.host
     host.reload()
     doc = workbench.doc

@@ -185,6 +185,7 @@ class SignalPanel(RefreshWhenVisible, QWidget):
         workbench.changed.connect(self._on_document_changed)
         self.forward_button.clicked.connect(self._on_forward_clicked)
         self._timer.timeout.connect(self._on_timer_timeout)
+        workbench.busy_changed.connect(self._on_busy_changed)
         self.mean_plot.vb.sigResized.connect(self._on_mean_view_resized)
         self.plots.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
@@ -214,6 +215,10 @@ class SignalPanel(RefreshWhenVisible, QWidget):
 
     def _on_forward_clicked(self) -> None:
         self._wb.run("Forward", lambda d: d.forward())
+
+    def _on_busy_changed(self, what: str) -> None:
+        if not what and self._stale:
+            self._timer.start()
 
     def _on_timer_timeout(self) -> None:
         if self.isVisible():
@@ -270,6 +275,13 @@ class SignalPanel(RefreshWhenVisible, QWidget):
 
     # --------------------------------------------------------------- computing
     def _recompute(self) -> None:
+        if self._wb.busy:
+            # the model belongs to the training run: its values change under us (and the
+            # analysis must not touch its gradients); catch up when the run ends
+            self._stale = True
+            self.forward_button.hide()
+            self._show_message("Training… this panel updates when the run ends.")
+            return
         self._stale = False
         self.colors = plot_colors(self.palette())
         doc = self._wb.doc

@@ -216,7 +216,9 @@ class StepPreviewDialog(QDialog):
 
     def changeEvent(self, event):  # noqa: N802 - Qt override
         super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "plots"):
+        # a closed dialog (kept by its opener) does not recompute a step for a theme change
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "plots") and \
+                self.isVisible():
             self._refresh()
 
     # --------------------------------------------------------------- content

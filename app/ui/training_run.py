@@ -183,8 +183,9 @@ class TrainingRunner(QObject):
             self._frame = None
         self._requested = int(n)
         self._t0 = time.perf_counter()
-        self._worker = _Worker(self, int(n), snapshot_every)
-        self._worker.finished.connect(self._on_worker_finished)
+        worker = self._worker = _Worker(self, int(n), snapshot_every)
+        # bound to this worker: a late signal from an earlier one (after wait()) is ignored
+        worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
         wb.set_busy("training")
         self._worker.start()
         self._timer.start()
@@ -212,16 +213,16 @@ class TrainingRunner(QObject):
         self._next_frame_at = max(self._next_frame_at,
                                   time.perf_counter() + max(0.0, seconds) / self.DRAW_SHARE)
 
-    def wait(self, timeout_ms: int = 60_000) -> bool:
-        """Block until the worker ends and its result is handled (tests, closing the window).
-        True when no run is left."""
+    def wait(self, timeout_ms: int | None = 60_000) -> bool:
+        """Block until the worker ends and its result is handled (tests, closing the window;
+        ``None`` waits as long as the current step takes). True when no run is left."""
         worker = self._worker
         if worker is None:
             return True
-        if not worker.wait(timeout_ms):
+        if not (worker.wait() if timeout_ms is None else worker.wait(timeout_ms)):
             return False
         if self._worker is worker:           # the queued finished signal has not arrived yet
-            self._on_worker_finished()
+            self._on_worker_finished(worker)
         return True
 
     # ------------------------------------------------------------------ worker side
@@ -282,10 +283,9 @@ class TrainingRunner(QObject):
         if self.running:
             self.ticked.emit(self.status())
 
-    def _on_worker_finished(self) -> None:
-        worker = self._worker
-        if worker is None:
-            return
+    def _on_worker_finished(self, worker) -> None:
+        if worker is None or worker is not self._worker:
+            return                          # already handled (wait()) or an earlier run
         self._worker = None
         self._timer.stop()
         self._elapsed_final = time.perf_counter() - self._t0
@@ -301,17 +301,22 @@ class TrainingRunner(QObject):
             self.finished.emit(None)
             return
         result = worker.result
-        if result is None:                  # the worker itself failed (a bug): keep what ran
+        crashed = result is None
+        if crashed:                         # the worker itself failed (a bug): keep what ran
             err = worker.crash
             from app.document.training import TrainResult
             result = TrainResult(self._requested, steps=self._step,
-                                 error=f"{type(err).__name__}: {err}")
+                                 error=f"{type(err).__name__}: {err}",
+                                 config=doc.train_config.describe())
+            doc.replay = doc.replay.off("a training run stopped on an internal error")
+        published = bool(result.snapshots)
         doc.publish_training(result)
         if before is not None and result.steps:
             steps = result.steps
             # the run's last snapshot, just published, holds exactly the current values
+            # (unless the run failed before recording it: then compare)
             wb.push_captured(f"Train {steps} step{'s' if steps != 1 else ''}", before,
-                             doc.capture(latest_is_current=True))
+                             doc.capture(latest_is_current=published and not crashed))
         self.last_result = result
         final = self.status()
         self.ticked.emit(final)

@@ -254,3 +254,84 @@ def test_a_damaged_optimizer_state_is_dropped_with_a_warning(host, tmp_path):
         assert np.array_equal(again.params()[n].data().asnumpy(), p.data().asnumpy())
     assert again.replay_steps is None and "optimizer" in again.replay_note
     again.train(1)                                         # and it trains on
+
+
+@pytest.mark.parametrize("how", ["train", "backward+step"])
+def test_deferred_shapes_resolved_between_dropout_draws_are_not_replayable(host, how):
+    """Without Forward first, step 1's recorded forward initializes the deferred weights
+    between Dropout draws; the script's Forward draws them first: not the same values."""
+    doc = model(host, dropout=True)
+    doc.initialize()
+    if how == "train":
+        doc.train(2)
+    else:
+        doc.backward()
+        doc.step()
+    assert doc.replay_steps is None and "between Dropout draws" in doc.replay_note
+    assert not same_as_script_anyway(doc, 2 if how == "train" else 1)
+
+    plain = model(host)                      # no Dropout: the order does not matter
+    plain.initialize()
+    plain.train(2)
+    assert plain.replay_steps == 2 and same_as_script(plain)
+
+
+def same_as_script_anyway(doc, steps) -> bool:
+    text = script_for(doc, steps=steps)
+    namespace = {"__name__": "__exported__"}
+    argv, sys.argv = sys.argv, ["exported.py"]
+    try:
+        exec(compile(text, "exported.py", "exec"), namespace)  # noqa: S102 - our own script
+    finally:
+        sys.argv = argv
+    theirs = {n: p.data().asnumpy() for n, p in namespace["net"].collect_params().items()}
+    return all(np.array_equal(p.data().asnumpy(), theirs[n]) for n, p in doc.params().items())
+
+
+def test_undoing_a_structure_edit_keeps_the_optimizer_state(host):
+    """Train 5 (Adam) → add a layer → undo → train 5 equals 10 uninterrupted steps."""
+    doc = model(host)
+    doc.initialize()
+    doc.forward()
+    doc.train(5)
+    before = doc.capture()
+    doc.add_layer("Dense", {"units": 3})
+    doc.restore(before)
+    doc.train(5)
+    straight = model(host)
+    straight.initialize()
+    straight.forward()
+    straight.train(10)
+    for n, p in straight.params().items():
+        assert np.array_equal(doc.params()[n].data().asnumpy(), p.data().asnumpy()), n
+    assert doc.replay_steps == 10 and same_as_script(doc)
+
+
+def test_a_file_that_cannot_be_opened_leaves_the_random_stream_alone(host, tmp_path):
+    """Opening reseeds the stream to draw the new document's input; a refused file must not
+    move the stream of the document still open (its Dropout masks would change)."""
+    import json
+    import zipfile
+
+    from app.document.fileformat import FileFormatError
+    other = model(host)                  # (building a document reseeds the shared stream)
+    other.initialize()
+    other.forward()
+    path = tmp_path / "bad.paramlab"
+    fileformat.save(other, path)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    spec = json.loads(members["model.json"])
+    spec["layers"][0]["settings"]["units"] = 7              # its values no longer fit
+    members["model.json"] = json.dumps(spec).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    doc = model(host, dropout=True)
+    doc.initialize()
+    doc.forward()
+    doc.train(2)
+    with pytest.raises(FileFormatError):
+        fileformat.load(path, host=host)
+    doc.train(2)
+    assert doc.replay_steps == 4 and same_as_script(doc)

@@ -232,3 +232,23 @@ def test_the_namespace_follows_the_document(qtbot, console, wb, plugin_host):
     wb.run("Input", lambda d: d.set_input(shape=(2, 16)))
     enter(qtbot, console, "x.shape")
     assert "(2, 16)" in output(console)
+
+
+def test_console_edits_outside_document_gestures_end_the_replayable_recipe(qtbot, workbench):
+    """Export as Python replays the document's gestures; a console line that changes values,
+    gradients or the random stream directly makes the record say so."""
+    from app.ui.console_panel import ConsolePanel
+    doc = workbench.doc
+    workbench.run("build", lambda d: (d.add_layer("Dense", {"units": 3, "in_units": 5}),
+                                      d.initialize(), d.forward()))
+    panel = ConsolePanel(workbench)
+    qtbot.addWidget(panel)
+    assert doc.replay_steps == 0
+    panel.execute("doc.backward()\n")                   # a document gesture: still a recipe
+    assert doc.replay_steps == 0
+    panel.execute("_ = nd.random.uniform(shape=(4,))\n")
+    assert doc.replay_steps is None and "random stream" in doc.replay_note
+
+    workbench.run("again", lambda d: d.set_input(seed=3))
+    workbench.run("init", lambda d: d.initialize(force_reinit=True))
+    assert doc.replay_steps is None                     # values from before the new input

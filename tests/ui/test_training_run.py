@@ -189,9 +189,80 @@ def test_closing_the_window_mid_run_stops_it_and_keeps_the_steps(qtbot, trained_
     assert window.runner.start(1_000_000)
     qtbot.waitUntil(lambda: any(t >= 1 for t in ticks), timeout=30_000)
     from PySide6.QtWidgets import QMessageBox
+    window.answers["quit_while_training"] = QMessageBox.StandardButton.No
+    window.close()                                      # "No": the run goes on
+    assert window.isVisible() and window.runner.running
+    window.answers["quit_while_training"] = QMessageBox.StandardButton.Yes
     window.answers["save_changes"] = QMessageBox.StandardButton.Discard
     window.close()
     assert not window.runner.running and not window.wb.busy
     result = window.runner.last_result
     assert result.cancelled and result.steps >= 1
     assert window.wb.undo_stack.text(0) == f"Train {result.steps} steps"
+
+
+def test_analysis_tabs_wait_for_the_run_and_catch_up(qtbot, trained_window):
+    """Signal runs its own forward/backward on the model: never while a run holds it."""
+    window = trained_window
+    window.ensure_panels()
+    signal, dist = window.signal_panel, window.distribution_panel
+    calls = []
+    from app.document import analysis
+    real = analysis.signal_propagation
+    import app.ui.signal_panel as sp
+    sp_real = getattr(sp, "signal_propagation", None)
+
+    def spy(*args, **kwargs):
+        calls.append(window.wb.busy)
+        return real(*args, **kwargs)
+    if sp_real is not None:
+        sp.signal_propagation = spy
+    analysis.signal_propagation = spy
+    try:
+        index = next(i for i in range(window.center_tabs.count())
+                     if window.center_tabs.tabText(i) == "Signal")
+        window.center_tabs.setCurrentIndex(index)
+        window.wb.set_busy("training")                  # as during a run
+        signal._recompute()
+        dist._render()
+        assert "updates when the run ends" in signal.message.text()
+        assert "updates when the run ends" in dist.message.text()
+        assert "training" not in calls
+        window.wb.set_busy("")
+        qtbot.waitUntil(lambda: signal.state == "plot", timeout=5000)
+        assert calls and "training" not in calls
+    finally:
+        analysis.signal_propagation = real
+        if sp_real is not None:
+            sp.signal_propagation = sp_real
+
+
+def test_files_and_plugins_are_refused_during_a_run(qtbot, trained_window):
+    window = trained_window
+    wb = window.wb
+    doc = wb.doc
+    wb.set_busy("training")
+    try:
+        assert not window.menu_examples.isEnabled() and \
+            not window.toolbar_add_dense.isEnabled()
+        assert not window.open_example("chapter_mlp.json")
+        assert wb.doc is doc
+        window.reload_plugins()
+        assert any("Reload plugins: the model is training" in e.message
+                   for e in doc.log_entries)
+    finally:
+        wb.set_busy("")
+    assert window.menu_examples.isEnabled() and window.toolbar_add_dense.isEnabled()
+
+
+def test_a_late_finished_signal_does_not_end_the_next_run(qtbot, trained_window):
+    window = trained_window
+    runner = window.runner
+    assert runner.start(3)
+    assert runner.wait()                               # handled here, its signal still queued
+    assert runner.start(50)
+    with qtbot.waitSignal(runner.finished, timeout=60_000) as blocker:
+        pass
+    result = blocker.args[0]
+    assert result.completed and result.steps == 50
+    assert not window.wb.busy and window.wb.undo_stack.text(1) == "Train 50 steps"
