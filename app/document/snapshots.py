@@ -167,5 +167,10 @@ class SnapshotHistory:
 
 
 def _same(old: np.ndarray | None, current: np.ndarray) -> bool:
-    return old is not None and old.shape == current.shape and old.dtype == current.dtype and \
-        bool(np.array_equal(old, current, equal_nan=current.dtype.kind == "f"))
+    """Equal bit for bit (-0.0 is not 0.0: undo and redo restore from shared arrays)."""
+    if old is None or old.shape != current.shape or old.dtype != current.dtype:
+        return False
+    if current.dtype.kind == "f" and current.dtype.itemsize in (2, 4, 8):
+        u = np.dtype(f"u{current.dtype.itemsize}")
+        return bool(np.array_equal(old.view(u), current.view(u)))
+    return bool(np.array_equal(old, current))

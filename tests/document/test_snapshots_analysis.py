@@ -138,3 +138,20 @@ def test_signal_propagation_shows_explosion_and_leaves_grads():
     net.initialize(init.Xavier("uniform", "in", magnitude=6.0), force_reinit=True)  # He for ReLU
     tame = [s.act_std for s in analysis.signal_propagation(net, x)]
     assert max(tame) / min(tame) < 4
+
+
+def test_a_snapshot_shares_an_array_only_when_equal_bit_for_bit():
+    """-0.0 equals 0.0 numerically, but undo restores from shared arrays: no sharing."""
+    from app.document.snapshots import SnapshotHistory
+    from app.engine import gluon, nd
+    p = gluon.Parameter("w", shape=(3,))
+    p.initialize()
+    p.set_data(nd.array([0.0, 1.0, 2.0]))
+    h = SnapshotHistory()
+    first = h.record("a", {"w": p})
+    second = h.record("b", {"w": p})
+    assert second.params["w"].data is first.params["w"].data
+    p.set_data(nd.array([-0.0, 1.0, 2.0]))
+    third = h.record("c", {"w": p})
+    assert third.params["w"].data is not second.params["w"].data
+    assert np.signbit(third.params["w"].data[0])
