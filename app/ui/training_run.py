@@ -124,6 +124,7 @@ class TrainingRunner(QObject):
         self._frame: Snapshot | None = None
         self._frame_prepare = None
         self._next_frame_at = 0.0
+        self.frames_made = 0            # live frames the last run made
         self._t0 = 0.0
         self._before = None
         self._requested = 0
@@ -176,7 +177,14 @@ class TrainingRunner(QObject):
         self._cancel.clear()
         self._frame_wanted.clear()
         self._frame_prepare = None
-        self._next_frame_at = 0.0
+        self.frames_made = 0
+        # the first frame waits as the next ones will: its cost is estimated from the bytes
+        # it copies and pools (about 1.5 s per GB here), so a big network's first frame does
+        # not take more than FRAME_SHARE of a short run either
+        nbytes = sum(2 * p._data._data.nbytes for p in doc.params().values()
+                     if p._data is not None)
+        self._next_frame_at = time.perf_counter() + max(self.TICK_MS / 1000,
+                                                        1.5e-9 * nbytes / self.FRAME_SHARE)
         with self._lock:
             self._losses = []
             self._step = 0
@@ -239,6 +247,7 @@ class TrainingRunner(QObject):
                     prepare(frame)
                 except Exception:  # noqa: BLE001 - a view's problem must not stop training
                     pass
+            self.frames_made += 1
             cost = time.perf_counter() - now
             self._next_frame_at = now + max(self.TICK_MS / 1000, cost / self.FRAME_SHARE)
         with self._lock:
