@@ -48,6 +48,34 @@ class DocCommand(QUndoCommand):
         self._wb().doc.restore(self._before, f"undo: {self.text()}")
 
 
+def _state_arrays(state):
+    """Every array a captured DocState holds (parameters, gradients, data, optimizer)."""
+    if state is None:
+        return
+    for snap in state.params.values():
+        for arr in (snap.data, snap.grad):
+            if arr is not None:
+                yield arr
+    for arr in (state.x, state.output, state.target):
+        if arr is not None:
+            yield arr
+    if state.trainer is not None:
+        t, states, _counts, _num = state.trainer
+        for st in states.values():
+            yield from t.optimizer.state_arrays(st)
+
+
+def _bytes_of(kept) -> int:
+    seen, total = set(), 0
+    for _text, before, after in kept:
+        for state in (before, after):
+            for arr in _state_arrays(state):
+                if id(arr) not in seen:
+                    seen.add(id(arr))
+                    total += arr.nbytes
+    return total
+
+
 class Workbench(QObject):
     changed = Signal(str)
     logged = Signal(object)
@@ -151,6 +179,54 @@ class Workbench(QObject):
     def push_captured(self, text: str, before, after) -> None:
         """Record a change that already happened (e.g. from the console) as one undo step."""
         self.undo_stack.push(DocCommand(self, text, before, after))
+        self._keep_undo_within_budget()
+
+    # ----------------------------------------------------------------- undo memory
+    UNDO_BUDGET = 2 << 30       # bytes the undo history may hold (arrays counted once)
+
+    def undo_bytes(self) -> int:
+        """Memory held by the undo history: every array its states hold, shared ones once."""
+        seen, total = set(), 0
+        for i in range(self.undo_stack.count()):
+            cmd = self.undo_stack.command(i)
+            for state in (getattr(cmd, "_before", None), getattr(cmd, "_after", None)):
+                for arr in _state_arrays(state):
+                    if id(arr) not in seen:
+                        seen.add(id(arr))
+                        total += arr.nbytes
+        return total
+
+    def _keep_undo_within_budget(self) -> None:
+        """Forget the oldest undo steps while the history holds more than UNDO_BUDGET (a big
+        model's training runs each keep a full copy of the parameters). QUndoStack cannot
+        drop its oldest command, so the newest ones are pushed again onto a cleared stack
+        (their changes already happened: pushing does not re-apply them)."""
+        stack = self.undo_stack
+        if stack.count() < 2 or stack.index() != stack.count() or \
+                self.undo_bytes() <= self.UNDO_BUDGET:
+            return
+        cmds = [stack.command(i) for i in range(stack.count())]
+        kept = [(c.text(), c._before, c._after) for c in cmds]
+        clean = stack.cleanIndex()
+        dropped = 0
+        while len(kept) > 1:
+            kept.pop(0)
+            dropped += 1
+            if _bytes_of(kept) <= self.UNDO_BUDGET:
+                break
+        target = -1 if clean == -1 else clean - dropped   # where the saved state now is
+        stack.clear()                    # also deletes the commands (clean at index 0)
+        for i, (text, before, after) in enumerate(kept):
+            if i == target:
+                stack.setClean()
+            stack.push(DocCommand(self, text, before, after))
+        if target == len(kept):
+            stack.setClean()
+        elif target < 0:
+            stack.resetClean()           # the saved state is no longer reachable by undo
+        self.doc.info(f"undo: the {dropped} oldest step{'s' if dropped != 1 else ''} "
+                      f"forgotten to keep the undo history under "
+                      f"{self.UNDO_BUDGET / 2**30:.0f} GiB")
 
     # ----------------------------------------------------------------- selection
     @property
