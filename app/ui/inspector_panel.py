@@ -29,7 +29,8 @@ from app.ui.parameters_panel import choice_title, precedence_text, state_color
 from app.ui.settings_form import (FORM_STYLESHEET, SettingsForm, relayout, set_invalid,
                                   set_role)
 
-__all__ = ["InspectorPanel", "InitChoiceEditor", "INPUT_SETTINGS", "parse_shape"]
+__all__ = ["InspectorPanel", "InitChoiceEditor", "INPUT_SETTINGS", "parse_shape",
+           "input_changes"]
 
 _NONE = "__none__"          # combo data of the "— global —" / "— inherit —" entry
 
@@ -46,6 +47,16 @@ INPUT_SETTINGS = (
 )
 _DIST_FIELDS = {"uniform": ("low", "high"), "integers": ("low", "high"),
                 "normal": ("mean", "std"), "constant": ("value",)}
+
+
+def input_changes(form, spec, only=None) -> dict:
+    """What an input form (INPUT_SETTINGS) changes in ``spec`` (an InputSpec): the fields
+    whose value differs, among ``only`` when given. Raises ``SettingsError`` for a wrong
+    field (the Inspector and the Training panel both edit the input)."""
+    values = form.values()
+    values["shape"] = parse_shape(values["shape"])
+    return {k: v for k, v in values.items()
+            if (only is None or k in only) and getattr(spec, k) != v}
 
 
 def parse_shape(text: str) -> tuple:
@@ -748,13 +759,10 @@ class _GlobalPage(_Page):
         if not (self.input_form.modified and self.input_form.is_valid()):
             return
         try:
-            values = self.input_form.values()
-            values["shape"] = parse_shape(values["shape"])
+            changes = input_changes(self.input_form, self.doc.input)
         except SettingsError as err:
             _set_message(self.input_error, str(err))
             return
-        spec = self.doc.input
-        changes = {k: v for k, v in values.items() if getattr(spec, k) != v}
         if not changes:
             self.input_form.modified = False
             self._update_input_buttons()

@@ -51,7 +51,7 @@ from app.document.training import (LOSSES, OPTIMIZER_LABELS, OPTIMIZER_SETTINGS,
                                    TARGET_SETTINGS, TRAINING_SETTINGS)
 from app.document.training import parse_shape as parse_target_shape
 from app.pluginhost.settings import Setting, SettingsError
-from app.ui.inspector_panel import INPUT_SETTINGS, parse_shape
+from app.ui.inspector_panel import INPUT_SETTINGS, input_changes, parse_shape
 from app.ui.settings_form import FORM_STYLESHEET, SettingsForm, relayout, set_role
 
 __all__ = ["DATA_FILTER", "TrainingPanel", "format_status"]
@@ -944,14 +944,10 @@ class TrainingPanel(QWidget):
         if not (t.modified or from_file) or not t.form.is_valid():
             return
         try:
-            values = t.form.values()
-            values["shape"] = parse_shape(values["shape"])
+            changes = input_changes(t.form, self.doc.input, only=t.edited)
         except SettingsError as err:
             _set_message(self.input_error, str(err))
             return
-        spec = self.doc.input
-        changes = {k: v for k, v in values.items()
-                   if k in t.edited and getattr(spec, k) != v}
         if not changes and not from_file:
             t.mark_clean()
             self.refresh()

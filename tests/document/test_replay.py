@@ -205,48 +205,39 @@ def test_files_carry_the_record(host, tmp_path):
     assert again.replay_steps is None and "not saved with the file" in again.replay_note
 
 
-def test_a_file_without_a_record_says_so(host, tmp_path):
-    import json
-    import zipfile
+def test_a_file_without_a_record_says_so(host, tmp_path, rewrite_paramlab):
     doc = model(host)
     doc.initialize()
     doc.forward()
     path = tmp_path / "old.paramlab"
     fileformat.save(doc, path)
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    spec = json.loads(members["model.json"])
-    del spec["replay"]
-    members["model.json"] = json.dumps(spec).encode()
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, b in members.items():
-            zf.writestr(n, b)
+    rewrite_paramlab(path, spec=lambda spec: spec.pop("replay"))
     again = fileformat.load(path, host=host)
     assert again.replay_steps is None and "does not record" in again.replay_note
 
 
-def test_a_damaged_optimizer_state_is_dropped_with_a_warning(host, tmp_path):
-    import zipfile
+def test_a_damaged_optimizer_state_is_dropped_with_a_warning(host, tmp_path,
+                                                            rewrite_paramlab):
+    import io
     doc = model(host)
     doc.initialize()
     doc.forward()
     doc.train(2)
     path = tmp_path / "m.paramlab"
     fileformat.save(doc, path)
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    assert "optimizer.npz" in members                      # Adam's moments travel along
-    import io
-    with np.load(io.BytesIO(members["optimizer.npz"])) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    key = next(iter(arrays))
-    arrays[key] = np.zeros((1, 1), np.float32)             # the wrong shape
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    members["optimizer.npz"] = buf.getvalue()
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, b in members.items():
-            zf.writestr(n, b)
+    damaged = []
+
+    def damage(members):
+        assert "optimizer.npz" in members                  # Adam's moments travel along
+        with np.load(io.BytesIO(members["optimizer.npz"])) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        damaged.append(next(iter(arrays)))
+        arrays[damaged[0]] = np.zeros((1, 1), np.float32)  # the wrong shape
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        members["optimizer.npz"] = buf.getvalue()
+    rewrite_paramlab(path, members=damage)
+    key = damaged[0]
     again = fileformat.load(path, host=host)
     assert any("optimizer's saved state cannot be used" in e.message and key.split(":")[0]
                in e.message for e in again.log_entries)
@@ -307,26 +298,18 @@ def test_undoing_a_structure_edit_keeps_the_optimizer_state(host):
     assert doc.replay_steps == 10 and same_as_script(doc)
 
 
-def test_a_file_that_cannot_be_opened_leaves_the_random_stream_alone(host, tmp_path):
+def test_a_file_that_cannot_be_opened_leaves_the_random_stream_alone(host, tmp_path,
+                                                                    rewrite_paramlab):
     """Opening reseeds the stream to draw the new document's input; a refused file must not
     move the stream of the document still open (its Dropout masks would change)."""
-    import json
-    import zipfile
-
     from app.document.fileformat import FileFormatError
     other = model(host)                  # (building a document reseeds the shared stream)
     other.initialize()
     other.forward()
     path = tmp_path / "bad.paramlab"
     fileformat.save(other, path)
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    spec = json.loads(members["model.json"])
-    spec["layers"][0]["settings"]["units"] = 7              # its values no longer fit
-    members["model.json"] = json.dumps(spec).encode()
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, b in members.items():
-            zf.writestr(n, b)
+    # its values no longer fit its layers
+    rewrite_paramlab(path, spec=lambda spec: spec["layers"][0]["settings"].update(units=7))
     doc = model(host, dropout=True)
     doc.initialize()
     doc.forward()
