@@ -28,6 +28,7 @@ from app.pluginhost.settings import Setting, SettingsError
 from app.ui.parameters_panel import choice_title, precedence_text, state_color
 from app.ui.settings_form import (FORM_STYLESHEET, SettingsForm, relayout, set_invalid,
                                   set_role)
+from app.ui.settings_form import make_label as _label
 
 __all__ = ["InspectorPanel", "InitChoiceEditor", "INPUT_SETTINGS", "parse_shape",
            "input_changes"]
@@ -82,16 +83,6 @@ def parse_shape(text: str) -> tuple:
 
 def _shape_text(shape) -> str:
     return ", ".join(str(d) for d in shape)
-
-
-def _label(text: str = "", role: str = "", *, wrap: bool = True, selectable: bool = False):
-    lab = QLabel(text)
-    lab.setWordWrap(wrap)
-    if role:
-        set_role(lab, role)
-    if selectable:
-        lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return lab
 
 
 def _set_message(label: QLabel, text: str) -> None:

@@ -25,7 +25,7 @@ except ImportError:                     # pragma: no cover - style.py is optiona
     ERROR_COLOR, WARNING_COLOR = "#d64545", "#c98a00"
 
 __all__ = ["SettingsForm", "format_value", "FORM_STYLESHEET", "set_invalid", "set_role",
-           "relayout"]
+           "relayout", "make_label"]
 
 # The application stylesheet (app/ui/style.py) carries the same rules; repeating them here keeps
 # a form readable when it is shown on its own (tests, screenshots, other tools).
@@ -35,6 +35,21 @@ QLabel[role="hint"] {{ color: palette(placeholder-text); }}
 QLabel[role="error"] {{ color: {ERROR_COLOR}; }}
 QLabel[role="warning"] {{ color: {WARNING_COLOR}; }}
 """
+
+
+def make_label(text: str = "", role: str = "", *, wrap: bool = True, selectable: bool = False,
+               name: str = "") -> QLabel:
+    """A label for the forms' side text: word-wrapped, with a style ``role`` ('hint',
+    'error', 'warning'), selectable for messages worth copying, named for tests."""
+    lab = QLabel(text)
+    lab.setWordWrap(wrap)
+    if role:
+        set_role(lab, role)
+    if selectable:
+        lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if name:
+        lab.setObjectName(name)
+    return lab
 
 
 def format_value(setting: Setting, value) -> str:

@@ -53,6 +53,7 @@ from app.document.training import parse_shape as parse_target_shape
 from app.pluginhost.settings import Setting, SettingsError
 from app.ui.inspector_panel import INPUT_SETTINGS, input_changes, parse_shape
 from app.ui.settings_form import FORM_STYLESHEET, SettingsForm, relayout, set_role
+from app.ui.settings_form import make_label as _label
 
 __all__ = ["DATA_FILTER", "TrainingPanel", "format_status"]
 
@@ -110,19 +111,6 @@ def _seconds(s: float) -> str:
     if m < 60:
         return f"{m} min {s} s"
     return f"{m // 60} h {m % 60} min"
-
-
-def _label(text: str = "", role: str = "", *, wrap: bool = True, selectable: bool = False,
-           name: str = "") -> QLabel:
-    lab = QLabel(text)
-    lab.setWordWrap(wrap)
-    if role:
-        set_role(lab, role)
-    if selectable:
-        lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    if name:
-        lab.setObjectName(name)
-    return lab
 
 
 def _set_message(label: QLabel, text: str, role: str | None = None) -> None:
