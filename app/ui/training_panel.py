@@ -957,7 +957,7 @@ class TrainingPanel(QWidget):
         path = self.choose_input_path()
         if not path:
             return
-        ok, result = self.wb.run(f"Load input {os.path.basename(path)}",
+        ok, result = self.wb.run(f"Load input from {os.path.basename(path)}",
                                  lambda d: d.load_input(path))
         if ok:
             self._remember_dir(path)
@@ -1008,7 +1008,7 @@ class TrainingPanel(QWidget):
         path = self.choose_target_path()
         if not path:
             return
-        ok, result = self.wb.run(f"Load target {os.path.basename(path)}",
+        ok, result = self.wb.run(f"Load target from {os.path.basename(path)}",
                                  lambda d: d.load_target(path))
         if ok:
             self._remember_dir(path)
