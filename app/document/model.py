@@ -22,6 +22,7 @@ import logging
 import time
 import traceback
 import warnings
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,6 +201,17 @@ class ParamRow:
     role: str                   # weight, bias, gamma, ...
     used_by: tuple              # uids of every layer that uses it
     missing: str = ""           # why the chosen initializer cannot be used (plugin missing)
+
+
+@dataclass(frozen=True)
+class TrainerState:
+    """The optimizer's state in an undo capture, by parameter name (never written to)."""
+
+    names: tuple
+    states: dict                # parameter name → optimizer state (arrays)
+    counts: dict                # parameter name → updates applied
+    num_update: int
+    trainer: object             # weakref to the Trainer it came from
 
 
 @dataclass
@@ -796,56 +808,57 @@ class Document:
             after = {n: p.data().asnumpy() for n, p in self.params().items() if n in before}
         finally:
             self._restore_quiet(state)
-            # a copy: the saved state may be shared with undo captures (see _trainer_state)
-            self._set_trainer_state(None if trainer_state is None else
-                                    _copy_trainer_state(trainer_state))
+            self._set_trainer_state(trainer_state)
             del self.history.snapshots[history_len:]
         return {n: (before[n], after[n]) for n in before}
 
     def _trainer_state(self):
-        """The trainer with an independent copy of its optimizer state (None without one).
-        While the trainer has not stepped since the last copy, that copy is returned again
-        (treat it as read-only): every gesture captures, and Adam's state is twice the
-        parameters."""
-        if self._trainer is None:
-            return None
+        """A copy of the optimizer's state by parameter name (None without a trainer). While
+        the trainer has not stepped since the last copy, that copy is returned again (it is
+        never written to: installing copies it): every gesture captures, and Adam's state is
+        twice the parameters. The trainer itself is only weakly referenced, so captures do
+        not keep an old network's parameters alive."""
         t = self._trainer
+        if t is None:
+            self._trainer_copy = None
+            return None
         counts = t.optimizer._index_update_count
         key = (id(t), id(t._states), len(t._states), t.optimizer.num_update,
                sum(counts.values()))
         cached = self._trainer_copy
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == key and cached[1].trainer() is t:
             return cached[1]
-        saved = (t, copy.deepcopy(t._states), dict(counts), t.optimizer.num_update)
+        names = tuple(p.name for p in t._params)
+        saved = TrainerState(names, {names[i]: copy.deepcopy(st) for i, st in t._states.items()},
+                             {names[i]: c for i, c in counts.items()},
+                             t.optimizer.num_update, weakref.ref(t))
         self._trainer_copy = (key, saved)
         return saved
 
-    def _set_trainer_state(self, saved):
+    def _set_trainer_state(self, saved) -> None:
+        """Put back a :meth:`_trainer_state` (a copy of it): into the same trainer when it
+        still serves the current parameters, else into a new one, parameter by name."""
+        self._trainer_copy = None
         if saved is None:
             self._trainer = None
             return
-        t, states, counts, num = saved
-        self._trainer = t
-        t._states = states
-        t.optimizer._index_update_count = counts
-        t.optimizer.num_update = num
-
-    def _install_trainer_state(self, saved) -> None:
-        """Give a new trainer (the network was rebuilt: new Parameter objects) the saved
-        optimizer state, parameter by parameter name."""
-        old, states, counts, num = saved
-        names = [p.name for p in old._params]
-        try:
-            t = self._make_trainer()
-        except DocumentError:
+        t = saved.trainer()
+        current = list(self.params().values())
+        if t is None or len(t._params) != len(current) or \
+                any(a is not b for a, b in zip(t._params, current)):
             self._trainer = None
-            return
+            try:
+                t = self._make_trainer()
+            except DocumentError:
+                self._trainer = None
+                return
+        self._trainer = t
         index = {p.name: i for i, p in enumerate(t._params)}
-        t._states = {index[names[i]]: copy.deepcopy(st) for i, st in states.items()
-                     if names[i] in index}
-        t.optimizer._index_update_count = {index[names[i]]: c for i, c in counts.items()
-                                           if names[i] in index}
-        t.optimizer.num_update = num
+        t._states = {index[n]: copy.deepcopy(st) for n, st in saved.states.items()
+                     if n in index}
+        t.optimizer._index_update_count = {index[n]: c for n, c in saved.counts.items()
+                                           if n in index}
+        t.optimizer.num_update = saved.num_update
 
     def _restore_quiet(self, state):
         params = self.params()
@@ -1134,7 +1147,6 @@ class Document:
     def restore(self, state: DocState, label: str | None = "restore") -> None:
         """Put back a :meth:`capture`; ``label`` names the snapshot it records (None: none)."""
         current = self.to_spec()
-        rebuilt = False
         if state.spec != current:
             light = ("training", "replay")
             if {k: v for k, v in state.spec.items() if k not in light} == \
@@ -1145,7 +1157,6 @@ class Document:
             else:
                 self._load_spec(state.spec)
                 self._rebuild(reseed=False)
-                rebuilt = True
         self.replay = Replay.from_json(state.spec.get("replay"))
         params = self.params()
         for name, p in params.items():
@@ -1162,10 +1173,7 @@ class Document:
         self._target_data = state.target
         self._trainer = None
         if state.trainer is not None:
-            if rebuilt:
-                self._install_trainer_state(state.trainer)
-            else:
-                self._set_trainer_state(_copy_trainer_state(state.trainer))
+            self._set_trainer_state(state.trainer)
         if label is not None:
             self.record_snapshot(label)
         self._touch("structure")
@@ -1371,11 +1379,6 @@ def _bits_equal(a, b) -> bool:
         u = np.dtype(f"u{a.dtype.itemsize}")
         return bool(np.array_equal(a.view(u), b.view(u)))
     return bool(np.array_equal(a, b))
-
-
-def _copy_trainer_state(saved):
-    t, states, counts, num = saved
-    return t, copy.deepcopy(states), dict(counts), num
 
 
 class _EngineCall:

@@ -715,6 +715,7 @@ def run(doc, n, progress=None, cancel=None, snapshot_every=None) -> TrainResult:
     users = {name: tuple(u) for name, u in doc._param_users.items()}
     t_nd = None if target is None else nd.array(target)
     result.start_max_abs = _max_abs(order)
+    deferred = [p for p, _t in order if p.state == "deferred"]
     t0 = time.perf_counter()
     y = None
     label_suffix = ""
@@ -780,6 +781,10 @@ def run(doc, n, progress=None, cancel=None, snapshot_every=None) -> TrainResult:
             result.error = f"{type(err).__name__}: {err}"
     result.seconds = time.perf_counter() - t0
     d = result.divergence
+    if d is not None and result.steps == 0 and any(p.state == "initialized"
+                                                   for p in deferred):
+        d.message += (" Step 1's forward had initialized the deferred parameters first "
+                      "(undo puts them back).")
     if d is not None:
         label_suffix = f" (diverged at step {d.step}: {d.kind} in the {d.where})"
     elif result.error:

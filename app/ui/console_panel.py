@@ -73,6 +73,22 @@ def _values_differ(before, after) -> bool:
     return any(not _same_array(a.data, after.params[n].data) for n, a in before.params.items())
 
 
+def _matches_latest_snapshot(doc) -> bool:
+    """Whether every parameter's values are those of the timeline's latest snapshot."""
+    snaps = doc.history.snapshots
+    if not snaps:
+        return True
+    latest = snaps[-1].params
+    for name, p in doc.params().items():
+        rec = latest.get(name)
+        cur = None if p._data is None else p._data._data
+        if (rec is None or rec.data is None) != (cur is None):
+            return False
+        if cur is not None and not _same_array(rec.data, cur):
+            return False
+    return True
+
+
 def _grads_differ(before, after) -> bool:
     return any(not _same_array(a.grad, after.params[n].grad) for n, a in before.params.items()
                if n in after.params)
@@ -324,15 +340,22 @@ class ConsolePanel(QWidget):
                 # exported script's stream no longer matches the model's
                 doc.replay = doc.replay.off("the console drew from the random stream")
             return
+        what = ""
         if before.spec.get("replay") == after.spec.get("replay"):
             # not through a document gesture (which keeps the record itself): the exported
-            # script cannot replay values, gradients or random draws changed directly
+            # script cannot replay values, gradients, the input or random draws changed
+            # directly
             what = ("parameter values" if _values_differ(before, after) else
                     "gradients" if _grads_differ(before, after) else
-                    "the random stream" if not _same_value(before.rng, after.rng) else "")
-            if what:
-                doc.replay = doc.replay.off(f"the console changed {what} directly")
-                after = self._capture() or after
+                    "the input batch" if not _same_array(before.x, after.x) else
+                    "the random stream" if not _same_value(before.rng, after.rng) else
+                    "the model")
+        elif not _matches_latest_snapshot(doc):
+            # a gesture ran (it records a snapshot), then something changed values directly
+            what = "parameter values after a document gesture"
+        if what and doc.replay.stage != "off":
+            doc.replay = doc.replay.off(f"the console changed {what} directly")
+            after = self._capture() or after
         text = " ".join(source.split())
         if len(text) > 60:
             text = text[:57] + "…"

@@ -1343,7 +1343,7 @@ class MainWindow(QMainWindow):
         if not self.is_modified():
             self._remove_autosave()
             return False
-        key = (id(self.wb.doc), self.wb.undo_stack.index(), self._restored_unsaved)
+        key = (id(self.wb.doc), self.wb.generation, self._restored_unsaved)
         if key == self._autosaved_at and self.autosave_path.exists():
             return False
         try:
@@ -1396,6 +1396,7 @@ class MainWindow(QMainWindow):
             # a change to save), then ask about saving as always
             self.runner.cancel()
             self.statusBar().showMessage("Stopping the training run after the current step…")
+            self.statusBar().repaint()      # painted before the wait blocks this thread
             self.runner.wait(None)
         if not self.maybe_save():
             event.ignore()

@@ -242,6 +242,14 @@ class PluginsDialog(QDialog):
         self.new_button.clicked.connect(self.new_plugin)
         close.rejected.connect(self.close)
         workbench.changed.connect(self._on_workbench_changed)
+        workbench.busy_changed.connect(self._on_busy_changed)
+        self._on_busy_changed(workbench.busy)
+
+    def _on_busy_changed(self, what: str) -> None:
+        # a run resolves initializers by name: no reload (nor a new plugin) until it ends
+        self.reload_button.setEnabled(not what)
+        self.reload_button.setToolTip("Re-import the plugin folders (F6)" if not what else
+                                      "Reload waits for the training run to end")
 
     # ------------------------------------------------------------------ rendering
     def _render(self) -> None:

@@ -715,7 +715,12 @@ class TrainingPanel(QWidget):
         if not self._built:
             return                          # built from the document when first shown
         if self.wb.busy:
+            # the settings are safe to read while a run holds the model (the target and
+            # the run area are not: they are redone when the run ends)
             self._stale = True
+            self._refresh_input(force)
+            self._refresh_loss()
+            self._refresh_optimizer(force)
             return
         self._stale = False
         self._refresh_input(force)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -192,8 +193,10 @@ class TrainingRunner(QObject):
         self._requested = int(n)
         self._t0 = time.perf_counter()
         worker = self._worker = _Worker(self, int(n), snapshot_every)
-        # bound to this worker: a late signal from an earlier one (after wait()) is ignored
-        worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
+        # bound to this worker (weakly: the connection lives on the worker): a late signal
+        # from an earlier one, after wait(), is ignored
+        ref = weakref.ref(worker)
+        worker.finished.connect(lambda: self._on_worker_finished(ref()))
         wb.set_busy("training")
         self._worker.start()
         self._timer.start()
@@ -297,12 +300,15 @@ class TrainingRunner(QObject):
             return                          # already handled (wait()) or an earlier run
         self._worker = None
         self._timer.stop()
+        worker.deleteLater()                # its thread has ended; what it holds goes too
         self._elapsed_final = time.perf_counter() - self._t0
         wb, doc = self.wb, self.wb.doc
         wb.set_busy("")
         before, self._before = self._before, None
-        if worker.refusal is not None:
-            message = str(worker.refusal)
+        refusal, crash = worker.refusal, worker.crash
+        worker.refusal = worker.crash = None   # their tracebacks hold the run's arrays
+        if refusal is not None:
+            message = str(refusal)
             doc.error(f"Train: {message}")
             wb.failed.emit(message)
             self.refused.emit(message)
@@ -312,7 +318,7 @@ class TrainingRunner(QObject):
         result = worker.result
         crashed = result is None
         if crashed:                         # the worker itself failed (a bug): keep what ran
-            err = worker.crash
+            err = crash
             from app.document.training import TrainResult
             result = TrainResult(self._requested, steps=self._step,
                                  error=f"{type(err).__name__}: {err}",
@@ -326,6 +332,10 @@ class TrainingRunner(QObject):
             # (unless the run failed before recording it: then compare)
             wb.push_captured(f"Train {steps} step{'s' if steps != 1 else ''}", before,
                              doc.capture(latest_is_current=published and not crashed))
+        elif before is not None and not doc.state_equals(before):
+            # no step applied, but step 1's forward initialized deferred parameters (random
+            # draws) before the loss diverged: still a change, still undoable
+            wb.push_captured("Train (stopped at step 1)", before, doc.capture())
         self.last_result = result
         final = self.status()
         self.ticked.emit(final)

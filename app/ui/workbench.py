@@ -20,6 +20,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
@@ -60,9 +61,21 @@ def _state_arrays(state):
         if arr is not None:
             yield arr
     if state.trainer is not None:
-        t, states, _counts, _num = state.trainer
-        for st in states.values():
-            yield from t.optimizer.state_arrays(st)
+        yield from _nested_arrays(state.trainer.states)
+
+
+def _nested_arrays(obj):
+    """The arrays inside an optimizer state (an array, None, or tuples/lists/dicts of them)."""
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _nested_arrays(v)
+    elif isinstance(obj, (tuple, list)):
+        for v in obj:
+            yield from _nested_arrays(v)
+    elif hasattr(obj, "_data") and isinstance(obj._data, np.ndarray):     # an NDArray
+        yield obj._data
 
 
 def _bytes_of(kept) -> int:
@@ -90,12 +103,20 @@ class Workbench(QObject):
         self.undo_stack.setObjectName("undoStack")
         self._selection = None
         self._busy = ""
+        # goes up on every change of the undo history (push, undo, redo, trimming): the
+        # index alone can come back to a value already seen once old steps are forgotten
+        self.generation = 0
+        self._trim_told = False
+        self.undo_stack.indexChanged.connect(self._bump_generation)
         self.doc: Document | None = None
         # Asked when an edit would exceed the memory limit; the window shows a question.
         self.confirm_large: Callable[[str], bool] = lambda message: False
         self.set_document(doc if doc is not None else Document(host=host))
 
     # ----------------------------------------------------------------- document
+    def _bump_generation(self, *_args) -> None:
+        self.generation += 1
+
     # ----------------------------------------------------------------- busy
     @property
     def busy(self) -> str:
@@ -224,9 +245,12 @@ class Workbench(QObject):
             stack.setClean()
         elif target < 0:
             stack.resetClean()           # the saved state is no longer reachable by undo
-        self.doc.info(f"undo: the {dropped} oldest step{'s' if dropped != 1 else ''} "
-                      f"forgotten to keep the undo history under "
-                      f"{self.UNDO_BUDGET / 2**30:.0f} GiB")
+        self._bump_generation()
+        if not self._trim_told:         # once: afterwards every big step would repeat it
+            self._trim_told = True
+            self.doc.info(f"undo: the oldest steps are forgotten from now on to keep the "
+                          f"undo history under {self.UNDO_BUDGET / 2**30:.0f} GiB "
+                          f"({len(kept)} steps kept)")
 
     # ----------------------------------------------------------------- selection
     @property

@@ -252,3 +252,20 @@ def test_console_edits_outside_document_gestures_end_the_replayable_recipe(qtbot
     workbench.run("again", lambda d: d.set_input(seed=3))
     workbench.run("init", lambda d: d.initialize(force_reinit=True))
     assert doc.replay_steps is None                     # values from before the new input
+
+
+def test_console_input_edits_and_edits_after_a_gesture_end_the_recipe(qtbot, workbench):
+    from app.ui.console_panel import ConsolePanel
+    doc = workbench.doc
+    workbench.run("build", lambda d: (d.add_layer("Dense", {"units": 3, "in_units": 5}),
+                                      d.initialize(), d.forward()))
+    panel = ConsolePanel(workbench)
+    qtbot.addWidget(panel)
+    panel.execute("x[:] = x * 2\n")
+    assert doc.replay_steps is None and "input batch" in doc.replay_note
+
+    workbench.run("again", lambda d: (d.set_input(seed=5), ))
+    doc.replay = type(doc.replay)("recipe")             # as if freshly initialized
+    name = next(iter(doc.params()))
+    panel.execute(f"doc.train(1); params[{name!r}].data()[:] += 1\n")
+    assert doc.replay_steps is None and "after a document gesture" in doc.replay_note

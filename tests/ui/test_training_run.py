@@ -266,3 +266,36 @@ def test_a_late_finished_signal_does_not_end_the_next_run(qtbot, trained_window)
     result = blocker.args[0]
     assert result.completed and result.steps == 50
     assert not window.wb.busy and window.wb.undo_stack.text(1) == "Train 50 steps"
+
+
+def test_workers_are_freed_after_their_run(qtbot, trained_window):
+    import gc
+    import weakref
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+    window = trained_window
+    refs = []
+    window.runner.started.connect(lambda n: refs.append(weakref.ref(window.runner._worker)))
+    for _ in range(3):
+        run_and_wait(qtbot, window, 2)
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    assert len(refs) == 3 and all(r() is None for r in refs)
+
+
+def test_a_run_stopped_at_step_1_after_deferred_init_is_still_one_undo_step(qtbot, window):
+    """Step 1's forward initializes the deferred weights (random draws), then the loss is
+    Inf: no step applied, but the model changed — undo puts it back."""
+    wb = window.wb
+    wb.run("build", lambda d: (d.set_input(distribution="constant", value=1e38),
+                               d.add_layer("Dense", {"units": 4}), d.set_global_init("myinit"),
+                               d.initialize()))
+    before = wb.doc.capture()
+    assert any(p.state == "deferred" for p in wb.doc.params().values())
+    result = run_and_wait(qtbot, window, 5)
+    assert result.steps == 0 and result.divergence is not None
+    assert "initialized the deferred parameters first" in result.message
+    stack = wb.undo_stack
+    assert stack.text(stack.count() - 1) == "Train (stopped at step 1)"
+    stack.undo()
+    assert wb.doc.state_equals(before)
