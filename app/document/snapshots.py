@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import parallel as _parallel
 from .signals import Signal
 
 __all__ = ["Snapshot", "ParamRecord", "SnapshotHistory"]
@@ -59,7 +60,7 @@ class Snapshot:
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
-    arr = np.array(arr, copy=True)
+    arr = _parallel.copy(arr)
     arr.flags.writeable = False
     return arr
 

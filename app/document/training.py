@@ -37,6 +37,7 @@ from app.engine import random as _rng
 from app.engine.initializer import Range
 from app.pluginhost.settings import Setting, SettingsError, validate
 
+from . import parallel as _parallel
 from .model import DISTRIBUTIONS, DocumentError
 from .snapshots import SnapshotHistory
 
@@ -613,22 +614,7 @@ def _kind(arr) -> str:
 # The per-step checks read every gradient once and every parameter once (max and min); on big
 # arrays each half is read by its own thread (NumPy releases the GIL), which roughly halves
 # what the checks add to a step.
-_SPLIT = 1 << 20                 # elements from which an array is scanned in two halves
-_scan_pool = None
-
-
-def _halves(fn, a):
-    global _scan_pool
-    flat = a.reshape(-1)
-    if flat.size < _SPLIT:
-        return [fn(flat)]
-    if _scan_pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _scan_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="paramlab-scan")
-    h = flat.size // 2
-    first = _scan_pool.submit(fn, flat[:h])
-    second = fn(flat[h:])
-    return [first.result(), second]
+_halves = _parallel.halves
 
 
 def _grad_ok(g) -> bool:

@@ -155,3 +155,16 @@ def test_a_snapshot_shares_an_array_only_when_equal_bit_for_bit():
     third = h.record("c", {"w": p})
     assert third.params["w"].data is not second.params["w"].data
     assert np.signbit(third.params["w"].data[0])
+
+
+def test_parallel_copies_and_halves_are_exact():
+    from app.document import parallel
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((1100, 1000)).astype(np.float32)      # over SPLIT elements
+    for a in (big, big[::2], big.T, big[:3, :4], np.zeros((0, 5), np.float32)):
+        c = parallel.copy(a)
+        assert c.flags.c_contiguous and c.shape == a.shape and c.dtype == a.dtype
+        assert np.array_equal(c, a) and not np.shares_memory(c, a)
+    parts = parallel.halves(np.sum, big)
+    assert len(parts) == 2 and np.isclose(sum(parts), big.sum(dtype=np.float64), rtol=1e-4)
+    assert len(parallel.halves(np.sum, big[:3])) == 1
