@@ -316,9 +316,47 @@ def _param_title(name: str) -> str:
 
 # ======================================================================== the panel
 class RefreshWhenVisible:
-    """Mixin for plot panels that redraw on a debounced single-shot ``self._timer`` only while
-    visible: a panel marked ``self._stale`` catches up when shown, and a palette change (light
-    ↔ dark) marks it stale."""
+    """Mixin for plot panels that redraw (``self._redraw()``) on a debounced single-shot timer
+    only while visible: a panel marked ``self._stale`` catches up when shown, and a palette
+    change (light ↔ dark) marks it stale. While a training run holds the model (the workbench
+    is busy) the panel says it waits, and catches up when the run ends: its values change
+    under it, and an analysis must not touch the gradients the run is about to use."""
+
+    WAITING = "Training… this panel updates when the run ends."
+
+    def _init_refresh(self, workbench, interval_ms: int) -> None:
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        workbench.busy_changed.connect(self._on_busy_changed)
+
+    @property
+    def pending(self) -> bool:
+        return self._timer.isActive() or self._stale
+
+    def flush(self) -> None:
+        """Redraw now if a change is pending (tests, screenshots)."""
+        if self.pending:
+            self._timer.stop()
+            self._redraw()
+
+    def _held_by_run(self) -> bool:
+        """True (and the waiting message shown) while a run holds the model."""
+        if not self._wb.busy:
+            return False
+        self._stale = True
+        self.forward_button.hide()
+        self._show_message(self.WAITING)
+        return True
+
+    def _on_busy_changed(self, what: str) -> None:
+        if not what and self._stale:
+            self._timer.start()
+
+    def _on_timer_timeout(self) -> None:
+        if self.isVisible():
+            self._redraw()
 
     def showEvent(self, event):  # noqa: N802 - Qt override
         super().showEvent(event)
@@ -419,9 +457,7 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
         layout.addWidget(self.note)
         layout.addWidget(self.stack, 1)
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(40)
+        self._init_refresh(workbench, 40)
 
         self._pick_from_selection(workbench.selection)
         self._render()
@@ -430,8 +466,6 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
         workbench.selection_changed.connect(self._on_selection_changed)
         self.combo.activated.connect(self._on_combo_activated)
         self.forward_button.clicked.connect(self._on_forward_clicked)
-        self._timer.timeout.connect(self._on_timer_timeout)
-        workbench.busy_changed.connect(self._on_busy_changed)
 
     # --------------------------------------------------------------- public
     @property
@@ -443,12 +477,6 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
         self._wb.select(("param", name))
         if self._name != name:       # the selection already was this parameter
             self._name = name
-            self._render()
-
-    def flush(self) -> None:
-        """Re-render now if a change is pending (tests, screenshots)."""
-        if self._timer.isActive() or self._stale:
-            self._timer.stop()
             self._render()
 
     def export(self, path) -> Path:
@@ -476,14 +504,6 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
     def _on_forward_clicked(self) -> None:
         self._wb.run("Forward", lambda d: d.forward())
 
-    def _on_busy_changed(self, what: str) -> None:
-        if not what and self._stale:
-            self._timer.start()
-
-    def _on_timer_timeout(self) -> None:
-        if self.isVisible():
-            self._render()
-
     # --------------------------------------------------------------- selection
     def _pick_from_selection(self, selection) -> bool:
         """Follow the workbench selection; True when the shown parameter changed."""
@@ -507,12 +527,7 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
 
     # --------------------------------------------------------------- rendering
     def _render(self) -> None:
-        if self._wb.busy:
-            # the model belongs to the training run: its values change under us (and the
-            # analysis must not touch its gradients); catch up when the run ends
-            self._stale = True
-            self.forward_button.hide()
-            self._show_message("Training… this panel updates when the run ends.")
+        if self._held_by_run():
             return
         self._stale = False
         self.colors = plot_colors(self.palette())
@@ -577,6 +592,9 @@ class DistributionPanel(RefreshWhenVisible, QWidget):
             self.combo.setEnabled(bool(rows))
         finally:
             self.combo.blockSignals(False)
+
+    def _redraw(self) -> None:
+        self._render()
 
     def _show_message(self, text: str) -> None:
         self.mode = "message"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QCursor, QFontMetrics
 from PySide6.QtWidgets import (QLabel, QStackedWidget, QToolTip,
                                QVBoxLayout, QWidget)
@@ -176,30 +176,16 @@ class SignalPanel(RefreshWhenVisible, QWidget):
         layout.addWidget(self.gradient_label)
         layout.addWidget(self.stack, 1)
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(60)
+        self._init_refresh(workbench, 60)
 
         self._recompute()
 
         workbench.changed.connect(self._on_document_changed)
         self.forward_button.clicked.connect(self._on_forward_clicked)
-        self._timer.timeout.connect(self._on_timer_timeout)
-        workbench.busy_changed.connect(self._on_busy_changed)
         self.mean_plot.vb.sigResized.connect(self._on_mean_view_resized)
         self.plots.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
     # --------------------------------------------------------------- public
-    @property
-    def pending(self) -> bool:
-        return self._timer.isActive() or self._stale
-
-    def flush(self) -> None:
-        """Recompute now if a change is pending (tests, screenshots)."""
-        if self.pending:
-            self._timer.stop()
-            self._recompute()
-
     def verdict(self) -> str:
         return self.verdict_label.text()
 
@@ -215,14 +201,6 @@ class SignalPanel(RefreshWhenVisible, QWidget):
 
     def _on_forward_clicked(self) -> None:
         self._wb.run("Forward", lambda d: d.forward())
-
-    def _on_busy_changed(self, what: str) -> None:
-        if not what and self._stale:
-            self._timer.start()
-
-    def _on_timer_timeout(self) -> None:
-        if self.isVisible():
-            self._recompute()
 
     def _on_mean_view_resized(self) -> None:
         self.grad_view.setGeometry(self.mean_plot.vb.sceneBoundingRect())
@@ -275,12 +253,7 @@ class SignalPanel(RefreshWhenVisible, QWidget):
 
     # --------------------------------------------------------------- computing
     def _recompute(self) -> None:
-        if self._wb.busy:
-            # the model belongs to the training run: its values change under us (and the
-            # analysis must not touch its gradients); catch up when the run ends
-            self._stale = True
-            self.forward_button.hide()
-            self._show_message("Training… this panel updates when the run ends.")
+        if self._held_by_run():
             return
         self._stale = False
         self.colors = plot_colors(self.palette())
@@ -329,6 +302,9 @@ class SignalPanel(RefreshWhenVisible, QWidget):
                 "integers": f"integers in [{spec.low:g}, {spec.high:g})"}[spec.distribution]
         return (f"Input x {shape}, {dist}, seed {spec.seed} · forward in prediction mode, "
                 "backward of sum(output)")
+
+    def _redraw(self) -> None:
+        self._recompute()
 
     def _show_message(self, text: str) -> None:
         self.state = "message"
