@@ -861,6 +861,7 @@ class Document:
         t.optimizer.num_update = saved.num_update
 
     def _restore_quiet(self, state):
+        """Put back ``state``'s parameters and random stream (nothing logged or emitted)."""
         params = self.params()
         for name, p in params.items():
             snap = state.params.get(name)
@@ -1158,12 +1159,7 @@ class Document:
                 self._load_spec(state.spec)
                 self._rebuild(reseed=False)
         self.replay = Replay.from_json(state.spec.get("replay"))
-        params = self.params()
-        for name, p in params.items():
-            snap = state.params.get(name)
-            if snap is not None:
-                p.restore(snap)
-        _rng.setstate(state.rng)
+        self._restore_quiet(state)
         if state.x is not None:
             if self.x is not None and self.x.shape == state.x.shape:
                 self.x[:] = state.x

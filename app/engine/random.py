@@ -518,6 +518,19 @@ def _identity(m: int) -> int:
     return m
 
 
+def _raw_segments(dst: np.ndarray):
+    """``(raw draws, dst segment)`` group by group, each element's 32-bit draw taken from
+    the state MXNet's kernel gives it (one reused buffer; the caller turns it into values)."""
+    eng = _ENGINE
+    raw = np.empty(min(dst.size, _GROUP_RAWS + _split(dst.size)[1]), np.uint32)
+    for group in _groups(dst.size, _identity):
+        g0, g1 = group[0][1], group[-1][2]
+        r = raw[:g1 - g0]
+        for t, a, b in group:
+            eng.state(t).fill(r[a - g0:b - g0])
+        yield r, dst[g0:g1]
+
+
 def _mx_uniform_f32(dst: np.ndarray, low, high) -> None:
     lo = np.float32(low)
     hi = np.float32(high)
@@ -527,15 +540,8 @@ def _mx_uniform_f32(dst: np.ndarray, low, high) -> None:
     # u*d == f32(raw) * (d * 2**-32) exactly while everything stays normal
     fused = bool(np.isfinite(d) and np.isfinite(lo) and (d == 0 or abs(d) >= 2.0 ** -90))
     skip_add = fused and bool(lo == 0 and not np.signbit(c))
-    eng = _ENGINE
-    raw = np.empty(min(dst.size, _GROUP_RAWS + _split(dst.size)[1]), np.uint32)
     with np.errstate(all="ignore"):
-        for group in _groups(dst.size, _identity):
-            g0, g1 = group[0][1], group[-1][2]
-            r = raw[:g1 - g0]
-            for t, a, b in group:
-                eng.state(t).fill(r[a - g0:b - g0])
-            seg = dst[g0:g1]
+        for r, seg in _raw_segments(dst):
             if fused:
                 np.multiply(r, c, out=seg, dtype=np.float32, casting="unsafe")
                 if r.max() > _U32_CLAMP:   # f32(raw) == 2**32: u is clamped below 1
@@ -553,15 +559,8 @@ def _mx_uniform_f64(dst: np.ndarray, low, high) -> None:
     d = float(high) - lo
     c = d * 2.0 ** -32
     fused = math.isfinite(d) and math.isfinite(lo) and (d == 0 or abs(d) >= 2.0 ** -960)
-    eng = _ENGINE
-    raw = np.empty(min(dst.size, _GROUP_RAWS + _split(dst.size)[1]), np.uint32)
     with np.errstate(all="ignore"):
-        for group in _groups(dst.size, _identity):
-            g0, g1 = group[0][1], group[-1][2]
-            r = raw[:g1 - g0]
-            for t, a, b in group:
-                eng.state(t).fill(r[a - g0:b - g0])
-            seg = dst[g0:g1]
+        for r, seg in _raw_segments(dst):
             if fused:
                 np.multiply(r, c, out=seg, dtype=np.float64)
             else:
