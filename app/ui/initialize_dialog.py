@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFrame, QGroupBox, QLabel, QVBoxLayout)
 
 from app.document import DocumentError
+from app.ui.settings_form import SettingsForm, make_label
 
 __all__ = ["InitializeDialog"]
 
@@ -60,14 +61,8 @@ class InitializeDialog(QDialog):
 
         self.force = QCheckBox("Force re-initialize (replace values that are already set)")
         self.force.setObjectName("forceReinitCheck")
-        self.state_note = QLabel()
-        self.state_note.setObjectName("stateNote")
-        self.state_note.setProperty("role", "hint")
-        self.state_note.setWordWrap(True)
-        self.error = QLabel()
-        self.error.setObjectName("initializeError")
-        self.error.setProperty("role", "error")
-        self.error.setWordWrap(True)
+        self.state_note = make_label(role="hint", name="stateNote")
+        self.error = make_label(role="error", name="initializeError")
         self.error.hide()
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok |
@@ -177,7 +172,6 @@ class InitializeDialog(QDialog):
         from app.document.layers import format_shape
         from app.document.model import InitChoice
         from app.pluginhost.settings import SettingsError
-        from app.ui.settings_form import SettingsForm
 
         name = self.selected_name()
         info = self._info()

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDockWidget, QFileDial
 
 from app.document import Document, DocumentError, fileformat
 from app.document.fileformat import EXTENSION, FileFormatError
+from app.ui.settings_form import make_label
 
 __all__ = ["MainWindow", "LinkDialog", "ROOT", "EXAMPLES", "autosave_dir"]
 
@@ -97,16 +98,11 @@ class LinkDialog(QDialog):
             if current is not None and current.dst == spec.uid and current.kind == kind:
                 item.setText(item.text() + "   (current)")
             self.targets.addItem(item)
-        hint = QLabel("A Dense layer shares with a Dense of the same shape (Gluon params=)."
-                      if kind == "share" else
-                      "The decoder's weight becomes the encoder's weight transposed: one "
-                      "parameter, gradients summed.")
-        hint.setProperty("role", "hint")
-        hint.setWordWrap(True)
-        self.error = QLabel()
-        self.error.setObjectName("linkError")
-        self.error.setProperty("role", "error")
-        self.error.setWordWrap(True)
+        hint = make_label("A Dense layer shares with a Dense of the same shape (Gluon params=)."
+                          if kind == "share" else
+                          "The decoder's weight becomes the encoder's weight transposed: one "
+                          "parameter, gradients summed.", role="hint")
+        self.error = make_label(role="error", name="linkError")
         self.error.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok |
                                         QDialogButtonBox.StandardButton.Cancel)
