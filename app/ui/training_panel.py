@@ -338,6 +338,7 @@ class TrainingPanel(QWidget):
         # the curve: the losses of the current (or last) run, grown in place
         self._losses = np.empty(0, np.float64)
         self._n_losses = 0
+        self._n_checked, self._all_positive = 0, True   # losses checked for the log scale
         self._curve_dirty = False
         self._splitter_restored = False
         self.plot_widget = None             # pyqtgraph PlotWidget, made when first needed
@@ -1157,12 +1158,14 @@ class TrainingPanel(QWidget):
             self._losses[self._n_losses:need] = new
             self._n_losses = need
             self._curve_dirty = True
-        loss = losses[-1] if losses else None
+        loss = self._losses[self._n_losses - 1] if self._n_losses else None
         running = self.runner.running
         self.status.setText(format_status(status.step, status.requested, status.elapsed,
                                           status.eta_text(), loss, running=running,
                                           cancelling=status.cancelling))
-        self._apply_busy()
+        # enabled/disabled follows busy_changed; only Cancel's label changes during a run
+        self.cancel_button.setEnabled(running and not self.runner.cancelling)
+        self.cancel_button.setText("Cancelling…" if self.runner.cancelling else "Cancel")
         self._show_curve()
 
     def _on_run_finished(self, result) -> None:
@@ -1244,7 +1247,12 @@ class TrainingPanel(QWidget):
 
     def _update_log_check(self) -> None:
         n = self._n_losses
-        positive = n > 0 and bool(np.all(self._losses[:n] > 0))
+        if n < self._n_checked:                     # a new run or document
+            self._n_checked, self._all_positive = 0, True
+        if n > self._n_checked:                     # only the losses added since
+            self._all_positive &= bool(np.all(self._losses[self._n_checked:n] > 0))
+            self._n_checked = n
+        positive = n > 0 and self._all_positive
         self.log_check.setEnabled(positive)
         self.log_check.setToolTip(
             "Show the loss on a logarithmic axis" if positive or n == 0 else

@@ -49,7 +49,9 @@ class RunStatus:
 
     step: int                     # steps completed
     requested: int
-    losses: list = field(default_factory=list)   # every loss so far (index i: before step i+1)
+    # every loss so far (index i: before step i+1): the run's own list, which the worker only
+    # appends to (read it, never write it; a tick is O(1) however long the run)
+    losses: list = field(default_factory=list)
     elapsed: float = 0.0          # seconds since the run started
     eta: float | None = None      # seconds left (None until a step has completed)
     frame: Snapshot | None = None  # live parameters, when a view asked for them
@@ -147,7 +149,7 @@ class TrainingRunner(QObject):
     def status(self) -> RunStatus:
         """The current status (also between runs: the last run's final figures)."""
         with self._lock:
-            step, losses, frame = self._step, list(self._losses), self._frame
+            step, losses, frame = self._step, self._losses, self._frame
             self._frame = None
         elapsed = (time.perf_counter() - self._t0) if self.running else self._elapsed_final
         eta = None
