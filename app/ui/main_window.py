@@ -719,6 +719,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{self.document_name()}{star} — ParamLab")
 
     def _refresh_actions(self) -> None:
+        if self.wb.busy:
+            # a run holds the model: everything that edits it stays off, and nothing here
+            # reads it (the target check may draw from the shared random stream)
+            self._disable_editing()
+            return
         doc = self.wb.doc
         uid = self.wb.selected_layer()
         has = uid is not None
@@ -749,8 +754,6 @@ class MainWindow(QMainWindow):
         self.action_train.setToolTip("Train the number of steps set in the Training panel, in "
                                      "the background" if not problem else
                                      f"Cannot train yet: {problem}")
-        if self.wb.busy:
-            self._disable_editing()
 
     def _refresh_summary(self) -> None:
         from app.document.layers import format_shape
