@@ -12,7 +12,6 @@ from PySide6.QtCore import Qt
 
 import app
 from app.document import Document, fileformat
-from app.engine import random as engine_random
 from app.ui.distribution_panel import DistributionPanel, format_p, plot_colors
 from app.ui.workbench import Workbench
 
@@ -42,13 +41,6 @@ class ClaimsNormal(init.Initializer):
 def paramlab_register_initializers(register):
     register(ClaimsNormal, label="Claims N(0, 1)")
 '''
-
-
-@pytest.fixture(autouse=True)
-def _engine_random_state():
-    state = engine_random.getstate()
-    yield
-    engine_random.setstate(state)
 
 
 def run(wb, text, fn):

@@ -6,24 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 
 import app
 from app.document import Document, analysis, fileformat
-from app.engine import random as engine_random
 from app.ui import signal_panel as signal_module
 from app.ui.signal_panel import SignalPanel, format_factor, signal_verdict
 from app.ui.workbench import Workbench
 
 EXAMPLES = Path(app.__file__).resolve().parent.parent / "resources" / "examples"
-
-
-@pytest.fixture(autouse=True)
-def _engine_random_state():
-    state = engine_random.getstate()
-    yield
-    engine_random.setstate(state)
 
 
 def run(wb, text, fn):

@@ -12,18 +12,10 @@ from PySide6.QtWidgets import QDialog
 
 import app
 from app.document import analysis, fileformat
-from app.engine import random as engine_random
 from app.ui.step_preview import StepPreviewDialog
 from app.ui.workbench import Workbench
 
 EXAMPLES = Path(app.__file__).resolve().parent.parent / "resources" / "examples"
-
-
-@pytest.fixture(autouse=True)
-def _engine_random_state():
-    state = engine_random.getstate()
-    yield
-    engine_random.setstate(state)
 
 
 def run(wb, text, fn):
